@@ -1,0 +1,124 @@
+"""The gRPC transport of the client SDK (inferencehub.v1 over the generated stubs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+import numpy as np
+
+from inferencehub.client import ClassScore, ClientError, PredictResult, ServerUnreachableError
+from inferencehub.protocol.json_codec import model_to_json
+from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.v1 import inference_pb2_grpc
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 65536
+
+
+class GrpcClient:
+    """Synchronous client of the public gRPC API."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, timeout_s: float) -> None:
+        self._target = urlsplit(url).netloc
+        self._channel = grpc.insecure_channel(
+            self._target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._timeout_s = timeout_s
+
+    def __enter__(self) -> GrpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self._timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            details = exc.details()  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.UNAVAILABLE and "connect" in (details or "").lower():
+                raise ServerUnreachableError(
+                    "UNAVAILABLE", f"cannot reach InferenceHub at grpc://{self._target}: {details}"
+                ) from None
+            raise ClientError(code.name, details or code.name) from None
+
+    def ready(self) -> bool:
+        try:
+            return bool(self._call(self._stub.ServerInfo, pb.ServerInfoRequest()).ready)
+        except ServerUnreachableError:
+            return False
+
+    def models(self) -> list[dict[str, Any]]:
+        reply = self._call(self._stub.ListModels, pb.ListModelsRequest())
+        return [model_to_json(m) for m in reply.models]
+
+    def model(self, name: str) -> dict[str, Any]:
+        return model_to_json(self._call(self._stub.GetModel, pb.GetModelRequest(name=name)))
+
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        version: str = "",
+        outputs: Sequence[str] = (),
+    ) -> PredictResult:
+        request = pb.PredictRequest(
+            model_name=model,
+            version=version,
+            outputs=list(outputs),
+            inputs=[tensor_from_numpy(name, array) for name, array in inputs.items()],
+        )
+        return self._predict(request)
+
+    def predict_image(self, model: str, image: bytes | Path, version: str = "") -> PredictResult:
+        data = image.read_bytes() if isinstance(image, Path) else image
+        info = self._call(self._stub.GetModel, pb.GetModelRequest(name=model))
+        wanted = version or info.default_version
+        target = next((v for v in info.versions if v.version == wanted), None)
+        input_name = target.image.input if target is not None else ""
+        if target is not None and not input_name:
+            raise ClientError(
+                "INVALID_ARGUMENT", f"model '{model}' version {wanted} takes no images"
+            )
+        image_tensor = pb.Tensor(
+            name=input_name, datatype="BYTES", shape=[1], contents=encode_bytes_elements([data])
+        )
+        return self._predict(
+            pb.PredictRequest(model_name=model, version=version, inputs=[image_tensor])
+        )
+
+    def _predict(self, request: pb.PredictRequest) -> PredictResult:
+        started = time.perf_counter()
+        reply = self._call(self._stub.Predict, request)
+        latency_ms = (time.perf_counter() - started) * 1e3
+        return PredictResult(
+            model_name=reply.model_name,
+            version=reply.version,
+            request_id=reply.request_id,
+            outputs={t.name: tensor_to_numpy(t) for t in reply.outputs},
+            classifications=[
+                [ClassScore(c.index, c.label, c.score) for c in row.classes]
+                for row in reply.classifications
+            ],
+            timing={
+                "preprocess_ms": reply.timing.preprocess_ms,
+                "inference_ms": reply.timing.inference_ms,
+                "postprocess_ms": reply.timing.postprocess_ms,
+            },
+            latency_ms=latency_ms,
+        )

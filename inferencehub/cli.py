@@ -1,0 +1,222 @@
+"""The `inferencehub` command: up, predict, models, version (plus the hidden child roles)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from inferencehub import __version__
+from inferencehub.config import LogFormat, Settings, load_settings
+from inferencehub.errors import HubError
+from inferencehub.logging import configure_logging
+
+app = typer.Typer(
+    name="inferencehub",
+    help="An offline inference appliance for ONNX models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="INFERENCEHUB_URL", help="Server URL: http://host:port or grpc://host:port."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def up(
+    models: Annotated[Path | None, typer.Option(help="Model repository directory.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8001).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Config file (default ./inferencehub.toml).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option(help="text or json.")] = None,
+) -> None:
+    """Serve a model repository over HTTP and gRPC until Ctrl-C."""
+    try:
+        settings = load_settings(
+            config,
+            {
+                "worker.models_dir": models,
+                "gateway.host": host,
+                "gateway.http_port": http_port,
+                "gateway.grpc_port": grpc_port,
+                "log_level": log_level,
+                "log_format": log_format,
+            },
+        )
+    except HubError as exc:
+        _fail(exc.message, 2)
+    if not settings.worker.models_dir.is_dir():
+        _fail(f"model repository {settings.worker.models_dir} is not a directory", 2)
+    configure_logging("supervisor", settings.log_level, settings.log_format)
+    from inferencehub.supervisor.supervisor import Supervisor  # lazy: keeps other verbs light
+
+    raise typer.Exit(asyncio.run(Supervisor(settings).run()))
+
+
+def _run_child(role: str, settings_file: Path, serve: Any, **kwargs: Any) -> None:
+    from inferencehub.runtime import run_role
+
+    settings = Settings.from_child_file(settings_file)
+    configure_logging(role, settings.log_level, settings.log_format)
+
+    async def serve_role(s: Settings, stop: asyncio.Event) -> None:
+        await serve(s, stop, **kwargs)
+
+    try:
+        asyncio.run(run_role(serve_role, settings, lifeline=kwargs.pop("lifeline", False)))
+    except HubError as exc:
+        err.print(f"{role}: {exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command(hidden=True)
+def worker(
+    settings: Annotated[Path, typer.Option("--settings")],
+    socket: Annotated[str, typer.Option("--socket")],
+    lifeline: bool = False,
+    notify_fd: Annotated[int | None, typer.Option("--notify-fd")] = None,
+) -> None:
+    """Run the compute worker (started by `up`)."""
+    from inferencehub.worker.main import run_worker
+
+    _run_child(
+        "worker", settings, run_worker, address=socket, notify_fd=notify_fd, lifeline=lifeline
+    )
+
+
+@app.command(hidden=True)
+def gateway(
+    settings: Annotated[Path, typer.Option("--settings")],
+    worker: Annotated[str, typer.Option("--worker")],
+    lifeline: bool = False,
+    notify_fd: Annotated[int | None, typer.Option("--notify-fd")] = None,
+) -> None:
+    """Run the gateway (started by `up`)."""
+    from inferencehub.gateway.main import run_gateway
+
+    _run_child(
+        "gateway",
+        settings,
+        run_gateway,
+        worker_address=worker,
+        notify_fd=notify_fd,
+        lifeline=lifeline,
+    )
+
+
+def _client(url: str) -> Any:
+    from inferencehub.client import connect
+
+    try:
+        return connect(url, api_key=os.environ.get("INFERENCEHUB_API_KEY") or None)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+def _load_npy(spec: str) -> tuple[str, Any]:
+    import numpy as np
+
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        _fail(f"--input expects NAME=file.npy, got {spec!r}", 2)
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path} as a .npy array: {exc}", 2)
+
+
+@app.command()
+def predict(
+    image: Annotated[Path | None, typer.Argument(help="An image file (JPEG, PNG, ...).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = ...,  # type: ignore[assignment]
+    version: Annotated[
+        str, typer.Option("--version", "-v", help="Version (default: the model's default).")
+    ] = "",
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help="Raw tensor NAME=file.npy (repeatable).")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """Run a model on an image, or on raw tensors with --input."""
+    from inferencehub.client import ClientError
+
+    if (image is None) == (not inputs):
+        _fail("give either an image file or --input NAME=file.npy", 2)
+    if image is not None and not image.is_file():
+        _fail(f"image file {image} does not exist", 2)
+    tensors = dict(_load_npy(spec) for spec in inputs or [])
+    try:
+        with _client(url) as hub:
+            if image is not None:
+                result = hub.predict_image(model, image, version)
+            else:
+                result = hub.predict(model, tensors, version)
+    except ClientError as exc:
+        _fail(exc.message)
+    if as_json:
+        from inferencehub.cli_output import result_to_json
+
+        out.print_json(data=result_to_json(result))
+        return
+    from inferencehub.cli_output import render_result
+
+    out.print(render_result(result))
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Show only this model.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """List the served models: versions, state, provider, inputs and outputs."""
+    from inferencehub.client import ClientError
+
+    try:
+        with _client(url) as hub:
+            found = [hub.model(name)] if name else hub.models()
+    except ClientError as exc:
+        _fail(exc.message)
+    if as_json:
+        out.print_json(data={"models": found})
+        return
+    from inferencehub.cli_output import render_models
+
+    out.print(render_models(found))
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the InferenceHub version."""
+    out.print(f"inferencehub {__version__}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""How the CLI shows results: rich tables for people, plain dicts for --json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from inferencehub.client import PredictResult
+
+PREVIEW_VALUES = 8
+
+
+def result_to_json(result: PredictResult) -> dict[str, Any]:
+    return {
+        "model_name": result.model_name,
+        "version": result.version,
+        "request_id": result.request_id,
+        "latency_ms": round(result.latency_ms, 3),
+        "timing": result.timing,
+        "classifications": [
+            [{"index": c.index, "label": c.label, "score": c.score} for c in row]
+            for row in result.classifications
+        ],
+        "outputs": {
+            name: {
+                "datatype": str(a.dtype),
+                "shape": list(a.shape),
+                "data": a.reshape(-1).tolist()
+                if a.dtype.kind != "O"
+                else [e.decode(errors="replace") for e in a.reshape(-1)],
+            }
+            for name, a in result.outputs.items()
+        },
+    }
+
+
+def render_result(result: PredictResult) -> Group:
+    header = Text.assemble(
+        (result.model_name, "bold"),
+        f" version {result.version}  ",
+        (f"{result.latency_ms:.1f} ms", "cyan"),
+        f" (inference {result.timing.get('inference_ms', 0.0):.1f} ms)",
+    )
+    parts: list[Any] = [header]
+    for i, row in enumerate(result.classifications):
+        table = Table(
+            title=f"item {i}" if len(result.classifications) > 1 else None, title_justify="left"
+        )
+        table.add_column("#", justify="right")
+        table.add_column("label")
+        table.add_column("score", justify="right")
+        for rank, c in enumerate(row, 1):
+            table.add_row(str(rank), c.label, f"{c.score:.4f}")
+        parts.append(table)
+    if not result.classifications:
+        table = Table()
+        for column in ("output", "dtype", "shape", "values"):
+            table.add_column(column)
+        for name, array in result.outputs.items():
+            table.add_row(name, str(array.dtype), str(list(array.shape)), _preview(array))
+        parts.append(table)
+    return Group(*parts)
+
+
+def _preview(array: np.ndarray) -> str:
+    flat = array.reshape(-1)
+    shown = ", ".join(str(v) for v in flat[:PREVIEW_VALUES].tolist())
+    return f"[{shown}{', ...' if flat.size > PREVIEW_VALUES else ''}]"
+
+
+def render_models(models: list[dict[str, Any]]) -> Table:
+    table = Table(title="models", title_justify="left")
+    for column in ("name", "version", "state", "provider", "inputs", "outputs"):
+        table.add_column(column)
+    for model in models:
+        for v in model["versions"]:
+            default = v["version"] == model["default_version"]
+            state = v["state"] if v["state"] == "READY" else f"[red]{v['state']}[/]: {v['error']}"
+            inputs = "\n".join(_spec(s) for s in v["inputs"])
+            if "image" in v:
+                inputs += f"\n(image {v['image']['height']}x{v['image']['width']})"
+            table.add_row(
+                model["name"],
+                v["version"] + (" *" if default else ""),
+                state,
+                v["provider"],
+                inputs,
+                "\n".join(_spec(s) for s in v["outputs"]),
+            )
+    table.caption = "* default version"
+    return table
+
+
+def _spec(spec: dict[str, Any]) -> str:
+    return f"{spec['name']} {spec['datatype']} {spec['shape']}"

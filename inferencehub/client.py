@@ -1,0 +1,228 @@
+"""The InferenceHub client SDK: the same calls over HTTP (/v1) or gRPC (inferencehub.v1).
+
+from inferencehub.client import connect
+with connect("http://127.0.0.1:8000") as hub:
+    result = hub.predict_image("efficientnet", Path("cat.jpg"))
+    print(result.classifications[0][0].label)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import numpy as np
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class ClientError(Exception):
+    """The server refused or failed a call; `status` is the HTTP code or gRPC status name."""
+
+    def __init__(self, status: int | str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ServerUnreachableError(ClientError):
+    """No server answered at the URL."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClassScore:
+    index: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PredictResult:
+    model_name: str
+    version: str
+    request_id: str
+    outputs: dict[str, np.ndarray]
+    classifications: list[list[ClassScore]]
+    timing: dict[str, float]
+    latency_ms: float = field(default=0.0)
+
+
+class Client(Protocol):
+    """What both transports offer; the CLI is written against this."""
+
+    def ready(self) -> bool: ...
+    def models(self) -> list[dict[str, Any]]: ...
+    def model(self, name: str) -> dict[str, Any]: ...
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        version: str = "",
+        outputs: Sequence[str] = (),
+    ) -> PredictResult: ...
+    def predict_image(
+        self, model: str, image: bytes | Path, version: str = ""
+    ) -> PredictResult: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Client: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def connect(
+    url: str = DEFAULT_URL, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Client:
+    """A client for `url`: http(s)://host:port for HTTP, grpc://host:port for gRPC."""
+    scheme = urlsplit(url).scheme
+    if scheme == "grpc":
+        from inferencehub._grpc_client import GrpcClient  # lazy: HTTP users skip grpc
+
+        return GrpcClient(url, api_key=api_key, timeout_s=timeout_s)
+    if scheme in ("http", "https"):
+        return HttpClient(url, api_key=api_key, timeout_s=timeout_s)
+    raise ValueError(f"unsupported URL {url!r}; use http://host:port or grpc://host:port")
+
+
+def _image_bytes(image: bytes | Path) -> bytes:
+    return image.read_bytes() if isinstance(image, Path) else image
+
+
+class HttpClient:
+    """Synchronous client of the /v1 HTTP API (httpx)."""
+
+    def __init__(
+        self, url: str, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        import httpx
+
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self._url, headers=headers, timeout=timeout_s)
+        self._httpx = httpx
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except self._httpx.TransportError as exc:
+            raise ServerUnreachableError(
+                "unavailable", f"cannot reach InferenceHub at {self._url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text or response.reason_phrase
+            raise ClientError(response.status_code, message)
+        return response.json()
+
+    def ready(self) -> bool:
+        try:
+            return bool(self._request("GET", "/v2/health/ready")["ready"])
+        except ClientError as exc:
+            if isinstance(exc, ServerUnreachableError) or exc.status == 503:
+                return False
+            raise
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/models")["models"])
+
+    def model(self, name: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/models/{name}"))
+
+    @staticmethod
+    def _path(model: str, version: str) -> str:
+        return (
+            f"/v1/models/{model}/versions/{version}/predict"
+            if version
+            else f"/v1/models/{model}/predict"
+        )
+
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        version: str = "",
+        outputs: Sequence[str] = (),
+    ) -> PredictResult:
+        from inferencehub.protocol.datatypes import datatype_of
+
+        body = {
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": datatype_of(a),
+                    "shape": list(a.shape),
+                    "data": a.reshape(-1).tolist()
+                    if a.dtype.kind not in "SO"
+                    else [e.decode() if isinstance(e, bytes) else str(e) for e in a.reshape(-1)],
+                }
+                for name, a in inputs.items()
+            ],
+            "outputs": list(outputs),
+        }
+        started = time.perf_counter()
+        reply = self._request("POST", self._path(model, version), json=body)
+        return _result_from_json(reply, (time.perf_counter() - started) * 1e3)
+
+    def predict_image(self, model: str, image: bytes | Path, version: str = "") -> PredictResult:
+        started = time.perf_counter()
+        reply = self._request(
+            "POST",
+            self._path(model, version),
+            content=_image_bytes(image),
+            headers={"content-type": "application/octet-stream"},
+        )
+        return _result_from_json(reply, (time.perf_counter() - started) * 1e3)
+
+
+def _result_from_json(reply: dict[str, Any], latency_ms: float) -> PredictResult:
+    from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE
+
+    outputs = {}
+    for item in reply["outputs"]:
+        if item["datatype"] == BYTES:
+            array = np.asarray(item["data"], dtype=object)
+        else:
+            array = np.asarray(item["data"], dtype=NUMPY_BY_DATATYPE[item["datatype"]])
+        outputs[item["name"]] = array.reshape(item["shape"])
+    return PredictResult(
+        model_name=reply["model_name"],
+        version=reply["version"],
+        request_id=reply["request_id"],
+        outputs=outputs,
+        classifications=[[ClassScore(**c) for c in row] for row in reply["classifications"]],
+        timing=dict(reply["timing"]),
+        latency_ms=latency_ms,
+    )
+
+
+class _Closing:
+    """Context-manager support shared by the transports."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

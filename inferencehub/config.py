@@ -1,0 +1,138 @@
+"""Settings for every role: defaults < config file (inferencehub.toml) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inferencehub.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "inferencehub.toml"
+
+LogFormat = Literal["text", "json"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySettings(_Section):
+    """The door: public ports and how it talks to the worker."""
+
+    host: str = Field("127.0.0.1", description="Address to bind the public ports to.")
+    http_port: int = Field(8000, ge=0, le=65535, description="KServe v2 + /v1 HTTP port.")
+    grpc_port: int = Field(8001, ge=0, le=65535, description="Public gRPC port.")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Deadline of a predict call when the client sets none."
+    )
+    metadata_refresh_s: float = Field(
+        5.0, gt=0, description="How often the gateway re-reads model signatures from the worker."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest request body or message accepted."
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="Time to finish in-flight requests on stop."
+    )
+
+
+class WorkerSettings(_Section):
+    """The kitchen: where models live and how inference is run."""
+
+    models_dir: Path = Field(Path("models"), description="Model repository to serve.")
+    inference_threads: int = Field(
+        0, ge=0, description="Concurrent inference calls (0: one per CPU core, at most 4)."
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per call (0: cores / inference_threads)."
+    )
+    max_image_pixels: int = Field(
+        50_000_000, gt=0, description="Larger images are refused (decompression-bomb guard)."
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="Time to finish in-flight inference on stop."
+    )
+
+
+class SupervisorSettings(_Section):
+    """Process lifecycle."""
+
+    runtime_dir: Path | None = Field(
+        None, description="Private directory for the worker socket (default: a fresh temp dir)."
+    )
+    start_timeout_s: float = Field(
+        120.0, gt=0, description="How long a child may take to become ready."
+    )
+    stop_timeout_s: float = Field(
+        15.0, gt=0, description="How long a child may take to stop before it is killed."
+    )
+
+
+class Settings(_Section):
+    """Everything `inferencehub up` and its children need; travels to children as a 0600 file."""
+
+    log_level: str = Field("INFO", description="Logging level of every process.")
+    log_format: LogFormat = Field("text", description="Log line format.")
+    gateway: GatewaySettings = GatewaySettings()
+    worker: WorkerSettings = WorkerSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+
+    def to_child_file(self, path: Path) -> None:
+        """Write settings for a child process, readable by this user only."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.model_dump_json())
+
+    @classmethod
+    def from_child_file(cls, path: Path) -> Settings:
+        return cls.model_validate_json(path.read_text())
+
+
+def _set_nested(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[leaf] = value
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Merge defaults, the config file and flag overrides (dotted keys, None = not given).
+
+    Without `config_file`, ./inferencehub.toml is read if it exists. Relative paths in the
+    file are resolved against the file's directory; paths from flags against the cwd.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or holds unknown or invalid keys.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if config_file is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        config_file = Path(DEFAULT_CONFIG_FILE)
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        base = config_file.resolve().parent
+        models_dir = data.get("worker", {}).get("models_dir")
+        if isinstance(models_dir, str):
+            data["worker"]["models_dir"] = str(base / models_dir)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_nested(data, key, value)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+    worker = settings.worker.model_copy(update={"models_dir": settings.worker.models_dir.resolve()})
+    return settings.model_copy(update={"worker": worker})

@@ -1,0 +1,1 @@
+"""The gateway: public HTTP and gRPC, validation and routing; it never computes."""

@@ -1,0 +1,48 @@
+"""InferenceHub operations, independent of HTTP or gRPC: validate, route, forward."""
+
+from __future__ import annotations
+
+import uuid
+
+from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.protocol.validation import resolve_version, validate_predict
+from inferencehub.v1 import inference_pb2 as pb
+
+
+class DataPlane:
+    """What both public APIs do; adapters only convert at the edge."""
+
+    def __init__(self, worker: GrpcWorkerClient, default_timeout_s: float) -> None:
+        self._worker = worker
+        self._default_timeout_s = default_timeout_s
+
+    async def ready(self) -> bool:
+        return await self._worker.is_serving()
+
+    async def list_models(self) -> list[pb.ModelInfo]:
+        return await self._worker.refresh()
+
+    async def model(self, name: str) -> pb.ModelInfo:
+        return await self._worker.model(name)
+
+    async def predict(
+        self, request: pb.PredictRequest, timeout_s: float | None = None
+    ) -> pb.PredictResponse:
+        """Validate against the model's signature, pin the version, run it on the worker.
+
+        Raises:
+            ModelNotFoundError: unknown model or version (naming those that exist).
+            InvalidRequestError: inputs don't match the signature.
+            WorkerUnavailableError: the worker is restarting or unreachable.
+        """
+        model = await self._worker.model(request.model_name)
+        version = resolve_version(model, request.version)
+        validate_predict(request, version)
+        request.version = version.version  # the worker runs exactly what was validated
+        if not request.request_id:
+            request.request_id = uuid.uuid4().hex
+        timeout = self._default_timeout_s if timeout_s is None else timeout_s
+        return await self._worker.predict(request, timeout)
+
+    async def resolve(self, name: str, version: str) -> pb.ModelVersion:
+        return resolve_version(await self._worker.model(name), version)

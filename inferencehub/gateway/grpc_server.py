@@ -1,0 +1,63 @@
+"""The public gRPC API: inferencehub.v1 over the DataPlane, plus standard health."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+from inferencehub import __version__
+from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.protocol.status import map_errors_to_grpc
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.v1 import inference_pb2_grpc
+
+
+class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
+    """Three lines per RPC: the DataPlane does the work."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self._dataplane = dataplane
+
+    @map_errors_to_grpc
+    async def Predict(
+        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PredictResponse:
+        return await self._dataplane.predict(request, context.time_remaining())
+
+    @map_errors_to_grpc
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=await self._dataplane.list_models())
+
+    @map_errors_to_grpc
+    async def GetModel(
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._dataplane.model(request.name)
+
+    @map_errors_to_grpc
+    async def ServerInfo(
+        self, request: pb.ServerInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerInfoResponse:
+        return pb.ServerInfoResponse(
+            name="inferencehub",
+            version=__version__,
+            live=True,
+            ready=await self._dataplane.ready(),
+        )
+
+
+def build_grpc_server(dataplane: DataPlane, max_message_bytes: int) -> grpc.aio.Server:
+    """A grpc.aio server with our services; the caller binds ports."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # NOTE: gRPC sets SO_REUSEPORT by default, so a busy port would bind silently.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(GatewayServicer(dataplane), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    return server

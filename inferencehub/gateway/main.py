@@ -1,0 +1,120 @@
+"""The gateway process: HTTP (uvicorn) and gRPC on one event loop, a client of the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+
+import uvicorn
+
+from inferencehub.config import Settings
+from inferencehub.errors import ConfigError
+from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.grpc_server import build_grpc_server
+from inferencehub.gateway.rest import create_app
+from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.runtime import notify
+
+logger = logging.getLogger(__name__)
+
+# Room for protobuf framing around a request body of max_request_bytes.
+MESSAGE_OVERHEAD_BYTES = 65536
+
+
+def bind_http_socket(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port ourselves: a busy port is reported clearly and port 0 is read back.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"HTTP port {port} on {host} is already in use") from None
+        raise ConfigError(f"cannot bind HTTP to {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _grpc_target(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def run_gateway(
+    settings: Settings, stop: asyncio.Event, *, worker_address: str, notify_fd: int | None = None
+) -> None:
+    """Serve the public APIs until `stop` is set, then drain in-flight requests.
+
+    Raises:
+        ConfigError: a public port cannot be bound.
+    """
+    s = settings.gateway
+    max_message = s.max_request_bytes + MESSAGE_OVERHEAD_BYTES
+    worker = GrpcWorkerClient(
+        worker_address, max_message_bytes=max_message, refresh_s=s.metadata_refresh_s
+    )
+    dataplane = DataPlane(worker, s.request_timeout_s)
+    grpc_server = build_grpc_server(dataplane, max_message)
+    try:
+        http_socket = bind_http_socket(s.host, s.http_port)
+        try:
+            grpc_port = grpc_server.add_insecure_port(_grpc_target(s.host, s.grpc_port))
+        except RuntimeError:
+            http_socket.close()
+            raise ConfigError(f"gRPC port {s.grpc_port} on {s.host} is already in use") from None
+    except ConfigError as exc:
+        notify(notify_fd, "error", message=exc.message)
+        await worker.close()
+        raise
+    http_port = http_socket.getsockname()[1]
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(dataplane, s.max_request_bytes),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(s.shutdown_grace_s) or None,
+        )
+    )
+    await worker.start()
+    await grpc_server.start()
+    exit_on_stop = asyncio.create_task(_exit_when_set(stop, http))
+    ready_notice = asyncio.create_task(
+        _announce_when_started(http, notify_fd, http_port, grpc_port)
+    )
+    logger.info("gateway on http://%s:%d and grpc %s:%d", s.host, http_port, s.host, grpc_port)
+    try:
+        # serve() returns after SIGINT/SIGTERM (captured, drained) or once should_exit is set.
+        await http.serve(sockets=[http_socket])
+    finally:
+        for task in (exit_on_stop, ready_notice):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await grpc_server.stop(grace=s.shutdown_grace_s)
+        await worker.close()
+        http_socket.close()
+        logger.info("gateway stopped")
+
+
+async def _exit_when_set(stop: asyncio.Event, http: uvicorn.Server) -> None:
+    await stop.wait()
+    http.should_exit = True
+
+
+async def _announce_when_started(
+    http: uvicorn.Server, notify_fd: int | None, http_port: int, grpc_port: int
+) -> None:
+    # uvicorn offers no "started" event; it listens only after startup, so poll its flag.
+    while not http.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    notify(notify_fd, "ready", http_port=http_port, grpc_port=grpc_port)

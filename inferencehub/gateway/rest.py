@@ -1,0 +1,167 @@
+"""The public HTTP API (Starlette): health, /v1 models and predict; errors as {"error": ...}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from inferencehub import __version__
+from inferencehub.errors import HubError, InvalidRequestError
+from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.protocol.json_codec import model_to_json, response_to_json, tensor_from_json
+from inferencehub.protocol.status import HTTP_STATUS
+from inferencehub.protocol.tensors import encode_bytes_elements
+from inferencehub.v1 import inference_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# Bodies of these types are one encoded image; anything else is read as JSON tensors.
+IMAGE_TYPES = ("application/octet-stream",)
+
+
+class JSONResponse(Response):
+    """orjson: numpy output arrays are serialised without a Python list per element."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError)
+    status = HTTP_STATUS[exc.code]
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(status, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; see the server log")
+
+
+def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
+    """The HTTP application; `dataplane` does the work, this only converts at the edge."""
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        is_ready = await dataplane.ready()
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    async def server_info(request: Request) -> Response:
+        return JSONResponse({"name": "inferencehub", "version": __version__})
+
+    async def list_models(request: Request) -> Response:
+        models = await dataplane.list_models()
+        return JSONResponse({"models": [model_to_json(m) for m in models]})
+
+    async def get_model(request: Request) -> Response:
+        return JSONResponse(model_to_json(await dataplane.model(request.path_params["name"])))
+
+    async def predict(request: Request) -> Response:
+        name = request.path_params["name"]
+        version = request.path_params.get("version", "")
+        body = await _read_body(request, max_request_bytes)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type.startswith("image/") or media_type in IMAGE_TYPES:
+            pb_request = await _image_predict_request(dataplane, body, name, version)
+        else:
+            pb_request = _json_predict_request(body, name, version)
+        pb_request.request_id = request.headers.get("x-request-id", "")[:128]
+        response = await dataplane.predict(pb_request)
+        return JSONResponse(
+            response_to_json(response),
+            headers={"x-model-version": response.version, "x-request-id": response.request_id},
+        )
+
+    routes = [
+        Route("/", server_info, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{name}", get_model, methods=["GET"]),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            HubError: _hub_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body is {declared} bytes; the limit is {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_predict_request(body: bytes, name: str, version: str) -> pb.PredictRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError(
+            'body is not valid JSON; expected {"inputs": [{"name", "datatype", "shape", '
+            '"data"}]} or an image with an image Content-Type'
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise InvalidRequestError("JSON body must be an object with an 'inputs' list")
+    outputs = payload.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        raise InvalidRequestError("'outputs' must be a list of output names")
+    parameters = payload.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidRequestError("'parameters' must be an object")
+    return pb.PredictRequest(
+        model_name=name,
+        version=version,
+        inputs=[tensor_from_json(i, item) for i, item in enumerate(payload["inputs"])],
+        outputs=outputs,
+        parameters={str(k): str(v) for k, v in parameters.items()},
+    )
+
+
+async def _image_predict_request(
+    dataplane: DataPlane, body: bytes, name: str, version: str
+) -> pb.PredictRequest:
+    target = await dataplane.resolve(name, version)
+    if not target.image.input:
+        raise InvalidRequestError(
+            f"model '{name}' version {target.version} takes no images; send JSON tensors "
+            "(Content-Type: application/json)"
+        )
+    if not body:
+        raise InvalidRequestError("could not decode image: the request body is empty")
+    image = pb.Tensor(
+        name=target.image.input, datatype="BYTES", shape=[1], contents=encode_bytes_elements([body])
+    )
+    return pb.PredictRequest(model_name=name, version=version, inputs=[image])

@@ -1,0 +1,122 @@
+"""The gateway's client of the worker over the Unix socket: deadlines, signature cache, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from inferencehub.errors import HubError, WorkerUnavailableError
+from inferencehub.protocol.status import error_from_rpc
+from inferencehub.protocol.validation import missing_model_error
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.v1 import inference_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONTROL_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 1.0
+# A cache miss may refresh the signatures at most this often (unknown names are cheap to send).
+MISS_REFRESH_INTERVAL_S = 1.0
+
+
+class GrpcWorkerClient:
+    """Talks to one worker; keeps the model signatures it last reported."""
+
+    def __init__(self, address: str, *, max_message_bytes: int, refresh_s: float) -> None:
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._refresh_s = refresh_s
+        self._models: dict[str, pb.ModelInfo] = {}
+        self._refreshed_at = 0.0
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the signatures once, then follow changes in the background."""
+        with contextlib.suppress(HubError):
+            await self.refresh()
+        self._refresher = asyncio.create_task(self._follow(), name="worker-metadata")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self._channel.close()
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+            except HubError as exc:
+                logger.debug("cannot refresh model signatures: %s", exc.message)
+
+    async def refresh(self) -> list[pb.ModelInfo]:
+        """Fetch every model's signature from the worker and cache it.
+
+        Raises:
+            WorkerUnavailableError: the worker did not answer in time.
+        """
+        reply = await self._call(
+            self._stub.ListModels(pb.ListModelsRequest(), timeout=CONTROL_TIMEOUT_S)
+        )
+        self._models = {m.name: m for m in reply.models}
+        self._refreshed_at = time.monotonic()
+        return list(reply.models)
+
+    async def model(self, name: str) -> pb.ModelInfo:
+        """A model's signature from the cache, refreshed once on a miss.
+
+        Raises:
+            ModelNotFoundError: the worker does not have it.
+        """
+        info = self._models.get(name)
+        if info is None and time.monotonic() - self._refreshed_at > MISS_REFRESH_INTERVAL_S:
+            await self.refresh()
+            info = self._models.get(name)
+        if info is None:
+            raise missing_model_error(name, list(self._models))
+        return info
+
+    async def predict(self, request: pb.PredictRequest, timeout_s: float) -> pb.PredictResponse:
+        """Run a request on the worker within `timeout_s`.
+
+        Raises:
+            HubError: whatever the worker answered, or WorkerUnavailableError.
+        """
+        return await self._call(self._stub.Predict(request, timeout=timeout_s))
+
+    async def is_serving(self) -> bool:
+        try:
+            reply = await self._health.Check(
+                health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            error = error_from_rpc(exc, "the worker")
+            if isinstance(error, WorkerUnavailableError):
+                logger.warning("worker call failed: %s", exc.code().name)
+            raise error from None

@@ -1,0 +1,60 @@
+"""Logging set-up, once per process: every line names the role it came from."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Literal
+
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class _RoleFilter(logging.Filter):
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.role = self.role
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "role": getattr(record, "role", "-"),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(
+    role: str, level: str = "INFO", fmt: Literal["text", "json"] = "text"
+) -> None:
+    """Send this process's logs to stderr (the supervisor forwards its children's)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RoleFilter(role))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(role)-10s %(message)s", "%H:%M:%S"
+        )
+        formatter.converter = time.localtime
+        handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Third-party chatter stays at WARNING unless we debug.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "grpc"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))

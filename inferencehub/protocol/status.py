@@ -1,0 +1,70 @@
+"""The single mapping table: ErrorCode -> HTTP status and gRPC status, used at every edge."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import grpc
+
+from inferencehub.errors import (
+    DeadlineExceededError,
+    ErrorCode,
+    HubError,
+    WorkerUnavailableError,
+    error_for,
+)
+
+logger = logging.getLogger(__name__)
+
+HTTP_STATUS: Final[Mapping[ErrorCode, int]] = {
+    ErrorCode.INVALID_ARGUMENT: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.FAILED_PRECONDITION: 409,
+    ErrorCode.RESOURCE_EXHAUSTED: 429,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+}
+
+GRPC_STATUS: Final[Mapping[ErrorCode, grpc.StatusCode]] = {
+    code: getattr(grpc.StatusCode, code.name) for code in ErrorCode
+}
+_CODE_BY_GRPC: Final[Mapping[grpc.StatusCode, ErrorCode]] = {
+    status: code for code, status in GRPC_STATUS.items()
+}
+
+RpcMethod = TypeVar("RpcMethod", bound=Callable[..., Awaitable[Any]])
+
+
+def error_from_rpc(error: grpc.aio.AioRpcError, peer: str) -> HubError:
+    """Turn a failed call to another process back into the HubError it carried."""
+    status = error.code()
+    if status == grpc.StatusCode.UNAVAILABLE:
+        return WorkerUnavailableError(f"{peer} is unavailable; retry shortly")
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceededError(f"{peer} did not answer before the deadline")
+    if status == grpc.StatusCode.CANCELLED:
+        return WorkerUnavailableError(f"the call to {peer} was cancelled")
+    code = _CODE_BY_GRPC.get(status, ErrorCode.INTERNAL)
+    return error_for(code, error.details() or f"{peer} failed ({status.name})")
+
+
+def map_errors_to_grpc(rpc: RpcMethod) -> RpcMethod:
+    """Turn HubErrors into gRPC statuses; hide everything else behind INTERNAL."""
+
+    @functools.wraps(rpc)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await rpc(self, request, context)
+        except HubError as exc:
+            await context.abort(GRPC_STATUS[exc.code], exc.message)
+        except Exception:
+            logger.exception("unhandled error in %s", rpc.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,96 @@
+"""Raw-bytes tensors (inferencehub.v1.Tensor) <-> numpy, without per-element Python work."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+from inferencehub.errors import InvalidRequestError
+from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
+from inferencehub.v1 import inference_pb2 as pb
+
+_LENGTH = struct.Struct("<I")
+
+
+def encode_bytes_elements(elements: Sequence[bytes]) -> bytes:
+    """Serialize BYTES elements as KServe v2 does: 4-byte LE length, then the bytes."""
+    return b"".join(_LENGTH.pack(len(e)) + e for e in elements)
+
+
+def decode_bytes_elements(contents: bytes, count: int | None = None) -> list[bytes]:
+    """Split serialized BYTES elements; `count` is checked when given.
+
+    Raises:
+        InvalidRequestError: lengths run past the buffer or the count is wrong.
+    """
+    view = memoryview(contents)
+    elements: list[bytes] = []
+    offset = 0
+    while offset < len(view):
+        if offset + 4 > len(view):
+            raise InvalidRequestError(
+                "BYTES tensor is truncated: a 4-byte length prefix is cut off"
+            )
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += 4
+        if offset + length > len(view):
+            raise InvalidRequestError(
+                f"BYTES tensor is truncated: element {len(elements)} declares {length} bytes, "
+                f"{len(view) - offset} remain"
+            )
+        elements.append(bytes(view[offset : offset + length]))
+        offset += length
+    if count is not None and len(elements) != count:
+        raise InvalidRequestError(
+            f"BYTES tensor holds {len(elements)} elements, its shape says {count}"
+        )
+    return elements
+
+
+def element_count(shape: Sequence[int]) -> int:
+    """Number of elements of a shape (1 for a scalar)."""
+    return math.prod(shape)
+
+
+def tensor_from_numpy(name: str, array: np.ndarray) -> pb.Tensor:
+    """Build a raw-bytes tensor; numeric arrays are copied once, as little-endian C order."""
+    datatype = datatype_of(array)
+    if datatype == BYTES:
+        flat = [e if isinstance(e, bytes) else str(e).encode() for e in array.reshape(-1).tolist()]
+        contents = encode_bytes_elements(flat)
+    else:
+        target = NUMPY_BY_DATATYPE[datatype]
+        contents = np.ascontiguousarray(array, dtype=target).tobytes()
+    return pb.Tensor(name=name, datatype=datatype, shape=list(array.shape), contents=contents)
+
+
+def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
+    """View a raw-bytes tensor as numpy (zero-copy for numeric types; read-only).
+
+    Raises:
+        InvalidRequestError: unknown datatype, negative dims, or contents that do not
+            match the shape.
+    """
+    shape = tuple(tensor.shape)
+    if any(d < 0 for d in shape):
+        raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {list(shape)}")
+    count = element_count(shape)
+    if tensor.datatype == BYTES:
+        elements = decode_bytes_elements(tensor.contents, count)
+        return np.array(elements, dtype=object).reshape(shape)
+    dtype = NUMPY_BY_DATATYPE.get(tensor.datatype)
+    if dtype is None:
+        raise InvalidRequestError(
+            f"input '{tensor.name}' has unknown datatype '{tensor.datatype}'; "
+            f"expected one of {', '.join(sorted([*NUMPY_BY_DATATYPE, BYTES]))}"
+        )
+    expected = count * dtype.itemsize
+    if len(tensor.contents) != expected:
+        raise InvalidRequestError(
+            f"input '{tensor.name}' has {len(tensor.contents)} bytes of contents; "
+            f"{tensor.datatype} {list(shape)} needs {expected}"
+        )
+    return np.frombuffer(tensor.contents, dtype=dtype).reshape(shape)

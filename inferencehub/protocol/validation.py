@@ -1,0 +1,115 @@
+"""Check a PredictRequest against a model version's signature (pure; gateway and worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from inferencehub.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE
+from inferencehub.protocol.tensors import element_count
+from inferencehub.v1 import inference_pb2 as pb
+
+
+def describe_signature(version: pb.ModelVersion) -> str:
+    """Human-readable inputs of a version, for error messages: `x FP32 [-1, 4]`."""
+    parts = []
+    for spec in version.inputs:
+        text = f"{spec.name} {spec.datatype} {list(spec.shape)}"
+        if version.image.input == spec.name:
+            text += " (or BYTES [N]: encoded images)"
+        parts.append(text)
+    return ", ".join(parts) or "no inputs"
+
+
+def resolve_version(model: pb.ModelInfo, requested: str) -> pb.ModelVersion:
+    """Pick the version a request names ("" = the model's default).
+
+    Raises:
+        ModelNotFoundError: no such version; the message names those that exist.
+        ModelNotReadyError: the version exists but failed to load.
+    """
+    wanted = requested or model.default_version
+    if not wanted:
+        reasons = "; ".join(f"version {v.version}: {v.error}" for v in model.versions)
+        raise ModelNotReadyError(f"model '{model.name}' failed to load ({reasons})")
+    for version in model.versions:
+        if version.version == wanted:
+            if version.state != pb.ModelVersion.READY:
+                raise ModelNotReadyError(
+                    f"model '{model.name}' version {wanted} failed to load: {version.error}"
+                )
+            return version
+    existing = ", ".join(v.version for v in model.versions) or "none"
+    raise ModelNotFoundError(
+        f"model '{model.name}' has no version '{wanted}'; versions: {existing}"
+    )
+
+
+def missing_model_error(name: str, known: Sequence[str]) -> ModelNotFoundError:
+    """The error for an unknown model name, naming the models that exist."""
+    return ModelNotFoundError(
+        f"model '{name}' not found; models: {', '.join(sorted(known)) or 'none'}"
+    )
+
+
+def validate_predict(request: pb.PredictRequest, version: pb.ModelVersion) -> None:
+    """Refuse a request whose inputs do not match the version's signature, before any compute.
+
+    Raises:
+        InvalidRequestError: names the expected signature.
+    """
+    expected = {spec.name: spec for spec in version.inputs}
+    seen: set[str] = set()
+    for tensor in request.inputs:
+        spec = expected.get(tensor.name)
+        if spec is None or tensor.name in seen:
+            problem = "is given twice" if tensor.name in seen else "is not an input of this model"
+            raise InvalidRequestError(
+                f"input '{tensor.name}' {problem}; expected: {describe_signature(version)}"
+            )
+        seen.add(tensor.name)
+        _check_tensor(tensor, spec, version)
+    missing = [name for name in expected if name not in seen]
+    if missing:
+        raise InvalidRequestError(
+            f"missing input(s) {', '.join(missing)}; expected: {describe_signature(version)}"
+        )
+    outputs = {spec.name for spec in version.outputs}
+    for name in request.outputs:
+        if name not in outputs:
+            raise InvalidRequestError(
+                f"requested output '{name}' does not exist; outputs: {', '.join(sorted(outputs))}"
+            )
+
+
+def _check_tensor(tensor: pb.Tensor, spec: pb.TensorSpec, version: pb.ModelVersion) -> None:
+    shape = list(tensor.shape)
+    if any(d < 0 for d in shape):
+        raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {shape}")
+    if tensor.datatype == BYTES and version.image.input == tensor.name:
+        if len(shape) != 1 or shape[0] < 1:
+            raise InvalidRequestError(
+                f"input '{tensor.name}' as encoded images must have shape [N] with N >= 1, "
+                f"got {shape}"
+            )
+        return
+    signature = f"{spec.datatype} {list(spec.shape)}"
+    if tensor.datatype != spec.datatype:
+        raise InvalidRequestError(
+            f"input '{tensor.name}' has datatype {tensor.datatype or '(none)'}; "
+            f"expected {signature}"
+        )
+    if len(shape) != len(spec.shape) or any(
+        want >= 0 and got != want for got, want in zip(shape, spec.shape, strict=True)
+    ):
+        raise InvalidRequestError(
+            f"input '{tensor.name}' has shape {shape}; expected {signature} (-1 = any size)"
+        )
+    dtype = NUMPY_BY_DATATYPE.get(tensor.datatype)
+    if dtype is not None:
+        need = element_count(shape) * dtype.itemsize
+        if len(tensor.contents) != need:
+            raise InvalidRequestError(
+                f"input '{tensor.name}' carries {len(tensor.contents)} bytes; "
+                f"{tensor.datatype} {shape} needs {need}"
+            )

@@ -1,0 +1,1 @@
+"""Generated code for proto/inferencehub/v1; regenerate with scripts/gen_proto.sh."""

@@ -1,0 +1,1 @@
+"""The compute worker: model repository, ONNX Runtime sessions, pre/post-processing."""

@@ -1,0 +1,71 @@
+"""The worker process: a grpc.aio server on the private Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from inferencehub.config import Settings
+from inferencehub.errors import HubError
+from inferencehub.runtime import notify
+from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.worker.registry import ModelRegistry
+from inferencehub.worker.servicer import WorkerServicer
+
+logger = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def message_options(max_bytes: int) -> list[tuple[str, int]]:
+    """gRPC's 4 MiB default is far too small for image batches."""
+    return [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+    ]
+
+
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, *, address: str, notify_fd: int | None = None
+) -> None:
+    """Serve models on `address` (unix://...) until `stop` is set.
+
+    Raises:
+        HubError: the model repository cannot be read or the socket cannot be bound.
+    """
+    registry = ModelRegistry(settings.worker.models_dir, settings.worker)
+    health_servicer = health.aio.HealthServicer()
+    await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
+    servicer = WorkerServicer(registry)
+    server = grpc.aio.server(options=message_options(settings.gateway.max_request_bytes + 65536))
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        server.add_insecure_port(address)
+        await server.start()
+        await registry.load_all()
+    except HubError as exc:
+        notify(notify_fd, "error", message=exc.message)
+        await server.stop(grace=None)
+        registry.close()
+        raise
+    except RuntimeError as exc:  # grpc: "Failed to bind"
+        notify(notify_fd, "error", message=f"cannot listen on {address}: {exc}")
+        registry.close()
+        raise
+    try:
+        servicer.ready = True
+        await health_servicer.set("", SERVING)
+        models = registry.list_models()
+        logger.info("worker serving %d model(s) on %s", len(models), address)
+        notify(notify_fd, "ready", address=address)
+        await stop.wait()
+    finally:
+        logger.info("worker stopping")
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=settings.worker.shutdown_grace_s)
+        registry.close()

@@ -1,0 +1,185 @@
+"""One loaded model version: an ONNX Runtime session plus its pre/post-processing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from inferencehub.errors import ConfigError, InternalError, InvalidRequestError
+from inferencehub.protocol.datatypes import BYTES, datatype_from_ort
+from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.preprocess import images_to_batch
+from inferencehub.worker.repository import ModelConfig, PostprocessConfig
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = ["CPUExecutionProvider"]
+
+
+def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
+    shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
+    return pb.TensorSpec(name=arg.name, datatype=datatype_from_ort(arg.type), shape=shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    outputs: list[pb.Tensor]
+    classifications: list[pb.Classification]
+    timing: pb.Timing
+
+
+class OnnxModel:
+    """A model version ready to run; `predict` is blocking and runs on the worker's pool."""
+
+    def __init__(
+        self,
+        version: str,
+        path: Path,
+        config: ModelConfig,
+        labels: list[str] | None,
+        *,
+        intra_op_threads: int,
+        max_image_pixels: int,
+    ) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # ORT's warnings go to its own stderr otherwise
+        self._session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
+        self._config = config
+        self._labels = labels
+        self._max_image_pixels = max_image_pixels
+        self.inputs = [_spec(a) for a in self._session.get_inputs()]
+        self.outputs = [_spec(a) for a in self._session.get_outputs()]
+        self.provider = self._session.get_providers()[0]
+        self.info = pb.ModelVersion(
+            version=version,
+            state=pb.ModelVersion.READY,
+            provider=self.provider,
+            inputs=self.inputs,
+            outputs=self.outputs,
+        )
+        self._image_size: tuple[int, int] | None = None
+        if config.preprocess is not None:
+            self._image_size = self._check_image_input()
+            self.info.image.CopyFrom(
+                pb.ImageInput(
+                    input=self._image_input,
+                    height=self._image_size[0],
+                    width=self._image_size[1],
+                    layout=config.preprocess.layout,
+                    color=config.preprocess.color,
+                )
+            )
+        if config.postprocess is not None:
+            self._scores_output = self._check_scores_output(config.postprocess)
+            self.info.top_k = config.postprocess.top_k
+
+    def _check_image_input(self) -> tuple[int, int]:
+        pre = self._config.preprocess
+        assert pre is not None
+        names = [s.name for s in self.inputs]
+        name = pre.input or (names[0] if len(names) == 1 else None)
+        spec = next((s for s in self.inputs if s.name == name), None)
+        if spec is None:
+            raise ConfigError(
+                f"[preprocess] input {name!r} is not one of the model's inputs {names}"
+            )
+        if spec.datatype != "FP32" or len(spec.shape) != 4:
+            raise ConfigError(
+                f"image input '{spec.name}' must be FP32 rank 4, not {spec.datatype}"
+                f" {list(spec.shape)}"
+            )
+        self._image_input = spec.name
+        h_axis, w_axis = (2, 3) if pre.layout == "NCHW" else (1, 2)
+        if pre.size is not None:
+            return pre.size
+        height, width = spec.shape[h_axis], spec.shape[w_axis]
+        if height < 0 or width < 0:
+            raise ConfigError(f"image input '{spec.name}' has dynamic size; set [preprocess] size")
+        return height, width
+
+    def _check_scores_output(self, post: PostprocessConfig) -> str:
+        names = [s.name for s in self.outputs]
+        name = post.output or names[0]
+        if name not in names:
+            raise ConfigError(f"[postprocess] output {name!r} is not one of {names}")
+        return name
+
+    def predict(self, request: pb.PredictRequest) -> Prediction:
+        """Decode inputs, run the session, encode outputs (blocking; call from the pool).
+
+        Raises:
+            InvalidRequestError: an input cannot be decoded or ONNX Runtime rejects it.
+            InternalError: ONNX Runtime failed for another reason (logged here).
+        """
+        started = time.perf_counter()
+        feeds = {tensor.name: self._decode_input(tensor) for tensor in request.inputs}
+        prepared = time.perf_counter()
+        wanted = list(request.outputs) or [s.name for s in self.outputs]
+        try:
+            results = self._session.run(wanted, feeds)
+        except (
+            ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+        ) as exc:
+            raise InvalidRequestError(f"the model rejected the inputs: {exc}") from None
+        except Exception:
+            logger.exception("inference failed (request %s)", request.request_id)
+            raise InternalError("inference failed; see the worker log") from None
+        computed = time.perf_counter()
+        outputs = [
+            tensor_from_numpy(n, np.asarray(a)) for n, a in zip(wanted, results, strict=True)
+        ]
+        classifications = self._classify(dict(zip(wanted, results, strict=True)))
+        done = time.perf_counter()
+        timing = pb.Timing(
+            preprocess_ms=(prepared - started) * 1e3,
+            inference_ms=(computed - prepared) * 1e3,
+            postprocess_ms=(done - computed) * 1e3,
+        )
+        return Prediction(outputs, classifications, timing)
+
+    def _decode_input(self, tensor: pb.Tensor) -> np.ndarray:
+        if (
+            tensor.datatype == BYTES
+            and self._image_size is not None
+            and tensor.name == self._image_input
+        ):
+            assert self._config.preprocess is not None
+            encoded = list(tensor_to_numpy(tensor).reshape(-1))
+            return images_to_batch(
+                encoded, self._config.preprocess, *self._image_size, self._max_image_pixels
+            )
+        return tensor_to_numpy(tensor)
+
+    def _classify(self, results: dict[str, np.ndarray]) -> list[pb.Classification]:
+        post = self._config.postprocess
+        if post is None or self._scores_output not in results:
+            return []
+        scores = np.asarray(results[self._scores_output], dtype=np.float64)
+        scores = scores.reshape(scores.shape[0], -1) if scores.ndim > 1 else scores[None, :]
+        if post.softmax:
+            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores = shifted / shifted.sum(axis=1, keepdims=True)
+        k = min(post.top_k, scores.shape[1])
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        batch = []
+        for row, indices in zip(scores, top, strict=True):
+            classes = [
+                pb.ClassScore(index=int(i), label=self._label(int(i)), score=float(row[i]))
+                for i in indices
+            ]
+            batch.append(pb.Classification(classes=classes))
+        return batch
+
+    def _label(self, index: int) -> str:
+        if self._labels is not None and index < len(self._labels):
+            return self._labels[index]
+        return str(index)

@@ -1,0 +1,127 @@
+"""Every model version the worker serves, loaded or failed, and the pool that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from inferencehub.config import WorkerSettings
+from inferencehub.errors import HubError
+from inferencehub.protocol.validation import missing_model_error, resolve_version
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.onnx_model import OnnxModel
+from inferencehub.worker.repository import ModelEntry, scan_repository
+
+logger = logging.getLogger(__name__)
+
+
+def thread_layout(settings: WorkerSettings, cores: int | None = None) -> tuple[int, int]:
+    """(concurrent inference calls, ORT intra-op threads each): sized together to fit the cores."""
+    cores = cores or os.cpu_count() or 1
+    calls = settings.inference_threads or min(cores, 4)
+    intra = settings.intra_op_threads or max(1, cores // calls)
+    return calls, intra
+
+
+class ModelRegistry:
+    """Loads the repository into ONNX Runtime sessions and answers lookups by name/version."""
+
+    def __init__(self, root: Path, settings: WorkerSettings) -> None:
+        self._root = root
+        self._settings = settings
+        calls, self._intra_op_threads = thread_layout(settings)
+        self._executor = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="inference")
+        self._models: dict[tuple[str, str], OnnxModel] = {}
+        self._infos: dict[str, pb.ModelInfo] = {}
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        return self._executor
+
+    async def load_all(self) -> None:
+        """Load every version; a broken one is recorded as FAILED and the rest still serve.
+
+        Raises:
+            ConfigError: the repository directory does not exist.
+        """
+        entries = scan_repository(self._root)
+        if not entries:
+            logger.warning("no models found in %s", self._root)
+        loop = asyncio.get_running_loop()
+        for entry in entries:
+            # NOTE: session construction holds the GIL; running it off the loop keeps health
+            # probes answered while large models load.
+            info = await loop.run_in_executor(self._executor, self._load_model, entry)
+            self._infos[entry.name] = info
+
+    def _load_model(self, entry: ModelEntry) -> pb.ModelInfo:
+        info = pb.ModelInfo(name=entry.name)
+        for v in entry.versions:
+            if entry.error is not None:
+                error = entry.error
+            elif not v.path.is_file():
+                error = f"{v.path} does not exist"
+            else:
+                try:
+                    model = OnnxModel(
+                        v.version,
+                        v.path,
+                        entry.config,
+                        entry.labels,
+                        intra_op_threads=self._intra_op_threads,
+                        max_image_pixels=self._settings.max_image_pixels,
+                    )
+                except HubError as exc:
+                    error = exc.message
+                except Exception as exc:  # ORT raises many types for broken files
+                    error = f"cannot load {v.path.name}: {_first_line(exc)}"
+                else:
+                    self._models[(entry.name, v.version)] = model
+                    info.versions.append(model.info)
+                    logger.info("loaded %s version %s (%s)", entry.name, v.version, model.provider)
+                    continue
+            logger.error("model %s version %s failed to load: %s", entry.name, v.version, error)
+            info.versions.append(
+                pb.ModelVersion(version=v.version, state=pb.ModelVersion.FAILED, error=error)
+            )
+        info.default_version = _default_version(entry, info)
+        return info
+
+    def list_models(self) -> list[pb.ModelInfo]:
+        return [self._infos[name] for name in sorted(self._infos)]
+
+    def model_info(self, name: str) -> pb.ModelInfo:
+        """Raises ModelNotFoundError naming the models that exist."""
+        info = self._infos.get(name)
+        if info is None:
+            raise missing_model_error(name, list(self._infos))
+        return info
+
+    def get(self, name: str, version: str) -> OnnxModel:
+        """The loaded model for a name and version ("" = default).
+
+        Raises:
+            ModelNotFoundError: unknown model or version.
+            ModelNotReadyError: the version failed to load.
+        """
+        resolved = resolve_version(self.model_info(name), version)
+        return self._models[(name, resolved.version)]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
+    ready = [v.version for v in info.versions if v.state == pb.ModelVersion.READY]
+    pinned = entry.config.default_version
+    if pinned is not None:
+        return str(pinned)  # resolve_version reports it if that version is missing or failed
+    return max(ready, key=int) if ready else ""
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

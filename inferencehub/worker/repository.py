@@ -1,0 +1,140 @@
+"""The model repository on disk: models/NAME/VERSION/model.onnx plus an optional model.toml."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inferencehub.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+CONFIG_FILE = "model.toml"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PreprocessConfig(_Strict):
+    """How an encoded image becomes the model's input tensor (pixel values are 0-255)."""
+
+    input: str | None = Field(None, description="Image input name; default: the only input.")
+    color: Literal["RGB", "BGR", "L"] = "RGB"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    size: tuple[int, int] | None = Field(
+        None, description="(height, width); default: the input's static shape."
+    )
+    crop_padding: int | None = Field(
+        None, ge=0, description="Centre-crop S/(S+p) of the short side before resizing."
+    )
+    resample: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "bilinear"
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+
+class PostprocessConfig(_Strict):
+    """How outputs are presented: softmax and top-k with labels."""
+
+    output: str | None = Field(None, description="Scores output; default: the first output.")
+    softmax: bool = False
+    top_k: int = Field(5, ge=1, le=1000)
+    labels: str | None = Field(None, description="File beside model.toml, one label a line.")
+
+
+class ModelConfig(_Strict):
+    """The optional models/NAME/model.toml."""
+
+    default_version: int | None = None
+    preprocess: PreprocessConfig | None = None
+    postprocess: PostprocessConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionEntry:
+    version: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model folder as found on disk, before anything is loaded."""
+
+    name: str
+    directory: Path
+    config: ModelConfig
+    versions: list[VersionEntry] = field(default_factory=list)
+    labels: list[str] | None = None
+    error: str | None = None
+
+
+def load_model_config(directory: Path) -> tuple[ModelConfig, list[str] | None]:
+    """Read model.toml and its labels file, if any.
+
+    Raises:
+        ConfigError: invalid TOML, unknown keys, bad values or a missing labels file.
+    """
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        return ModelConfig(), None
+    try:
+        config = ModelConfig.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    labels = None
+    if config.postprocess is not None and config.postprocess.labels:
+        labels_path = directory / config.postprocess.labels
+        try:
+            labels = [line.strip() for line in labels_path.read_text().splitlines()]
+        except OSError as exc:
+            raise ConfigError(f"labels file {labels_path}: {exc.strerror}") from None
+    return config, labels
+
+
+def scan_repository(root: Path) -> list[ModelEntry]:
+    """List every model and version folder under `root`; bad folders are reported, not fatal.
+
+    Raises:
+        ConfigError: `root` is not a directory.
+    """
+    if not root.is_dir():
+        raise ConfigError(f"model repository {root} is not a directory")
+    entries = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        if directory.name.startswith("."):
+            continue
+        if not _NAME.match(directory.name):
+            logger.warning("skipping %s: model names use letters, digits, '_', '.', '-'", directory)
+            continue
+        versions = sorted(
+            (
+                VersionEntry(version=str(int(v.name)), path=v / MODEL_FILE)
+                for v in directory.iterdir()
+                if v.is_dir() and v.name.isdigit()
+            ),
+            key=lambda e: int(e.version),
+        )
+        if not versions:
+            logger.debug("skipping %s: no numbered version folders", directory)
+            continue
+        try:
+            config, labels = load_model_config(directory)
+        except ConfigError as exc:
+            entries.append(
+                ModelEntry(directory.name, directory, ModelConfig(), versions, error=exc.message)
+            )
+            continue
+        entries.append(ModelEntry(directory.name, directory, config, versions, labels))
+    return entries

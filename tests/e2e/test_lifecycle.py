@@ -1,0 +1,159 @@
+"""`inferencehub up` starts, reports failures in one line, stops cleanly, leaves nothing behind."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.hub import alive, free_tcp_port, running_hub, up_command
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_gone(pids: list[int], timeout_s: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = [pid for pid in pids if alive(pid)]
+        if not left:
+            return []
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_everything_and_removes_runtime_dir(
+    repository: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    with running_hub(repository, tmp_path) as hub:
+        children = hub.children()
+        assert set(children) == {"worker", "gateway"}
+        runtime = hub.runtime_dir()
+        assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+        sock = runtime / "worker.sock"
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE((runtime / "settings.json").stat().st_mode) == 0o600
+        assert "InferenceHub ready: http://127.0.0.1:" in hub.output()
+        # The supervisor stays lean: neither ONNX Runtime nor gRPC's core is loaded in it.
+        maps = Path(f"/proc/{hub.process.pid}/maps").read_text()
+        assert "onnxruntime" not in maps
+        assert "cygrpc" not in maps
+        assert "onnxruntime" in Path(f"/proc/{children['worker']}/maps").read_text()
+        code = hub.stop(sig)
+        assert code == 0, hub.output()
+        assert wait_gone(list(children.values())) == []
+        assert not runtime.exists()
+        out = hub.output()
+        assert out.index("gateway stopped") < out.index("worker stopping")
+        assert "Traceback" not in out
+
+
+def test_in_flight_request_finishes_during_graceful_stop(repository: Path, tmp_path: Path) -> None:
+    with running_hub(repository, tmp_path) as hub:
+        body = {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [1], "data": [0.5]},
+                {"name": "iterations", "datatype": "INT64", "shape": [], "data": 1_500_000},
+            ]
+        }
+        result: dict[str, httpx.Response] = {}
+
+        def call() -> None:
+            result["reply"] = httpx.post(
+                f"{hub.http_url}/v1/models/slow/predict", json=body, timeout=60
+            )
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)  # the request is in the worker now (it runs for ~1-2 s)
+        code = hub.stop(signal.SIGTERM)
+        caller.join(timeout=30)
+        assert code == 0, hub.output()
+        reply = result["reply"]
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["outputs"][0]["data"] == [1_500_000.5]
+
+
+def test_supervisor_killed_children_follow_via_lifeline(repository: Path, tmp_path: Path) -> None:
+    with running_hub(repository, tmp_path) as hub:
+        children = list(hub.children().values())
+        hub.process.kill()  # SIGKILL: no signal handler runs, nothing is cleaned up by it
+        hub.process.wait()
+        assert wait_gone(children) == [], "worker/gateway outlived their supervisor"
+
+
+def run_up(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def test_busy_http_port_fails_fast_with_one_line(repository: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_up(*up_command(repository, port, free_tcp_port()))
+    assert result.returncode == 1
+    assert (
+        f"gateway failed to start: HTTP port {port} on 127.0.0.1 is already in use" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_busy_grpc_port_fails_fast_with_one_line(repository: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_up(*up_command(repository, free_tcp_port(), port))
+    assert result.returncode == 1
+    assert f"gRPC port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_missing_model_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_up(*up_command(tmp_path / "nope", free_tcp_port(), free_tcp_port()))
+    assert result.returncode == 2
+    assert "is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_sets_ports_and_flags_win(repository: Path, tmp_path: Path) -> None:
+    file_port, flag_port = free_tcp_port(), free_tcp_port()
+    config = tmp_path / "inferencehub.toml"
+    config.write_text(
+        f"[gateway]\nhttp_port = {file_port}\ngrpc_port = {flag_port}\n"
+        f'[worker]\nmodels_dir = "{repository}"\n'
+    )
+    grpc_port = free_tcp_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inferencehub",
+            "up",
+            "--config",
+            str(config),
+            "--grpc-port",
+            str(grpc_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert f"http://127.0.0.1:{file_port}" in line
+    assert f"grpc 127.0.0.1:{grpc_port}" in line

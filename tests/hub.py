@@ -1,0 +1,143 @@
+"""Start the real `inferencehub up` as a subprocess on free ports, and stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT_S = 60.0
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+@dataclass
+class Hub:
+    process: subprocess.Popen[str]
+    http_url: str
+    grpc_target: str
+    log: Path
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://{self.grpc_target}"
+
+    def children(self) -> dict[str, int]:
+        """role -> pid of the supervisor's children."""
+        roles = {}
+        for pid in child_pids(self.process.pid):
+            argv = cmdline(pid)
+            role = next((a for a in argv if a in ("worker", "gateway")), None)
+            if role:
+                roles[role] = pid
+        return roles
+
+    def runtime_dir(self) -> Path:
+        argv = cmdline(self.children()["worker"])
+        return Path(argv[argv.index("--settings") + 1]).parent
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout_s)
+
+
+def up_command(models: Path, http_port: int, grpc_port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "inferencehub",
+        "up",
+        "--models",
+        str(models),
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        *extra,
+    ]
+
+
+def wait_ready(hub: Hub, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Probe /v2/health/ready until it says yes, failing fast if `up` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if hub.process.poll() is not None:
+            raise RuntimeError(
+                f"inferencehub up exited with {hub.process.returncode}:\n{hub.output()}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{hub.http_url}/v2/health/ready", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"inferencehub up not ready after {timeout_s}s:\n{hub.output()}")
+
+
+@contextlib.contextmanager
+def running_hub(models: Path, log_dir: Path, *extra: str) -> Iterator[Hub]:
+    """`inferencehub up` serving `models`; always stopped (and killed if it must be)."""
+    http_port, grpc_port = free_tcp_port(), free_tcp_port()
+    log = log_dir / f"hub-{http_port}.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            up_command(models, http_port, grpc_port, *extra),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    hub = Hub(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
+    try:
+        wait_ready(hub)
+        yield hub
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,121 @@
+"""Tiny ONNX models for tests, built with onnx.helper (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8  # NOTE: keep <= what the installed onnxruntime accepts
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
+def scale_model(path: Path, factors: list[float]) -> Path:
+    """y = x * factors, float32 [N, len(factors)]."""
+    width = len(factors)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])
+    w = numpy_helper.from_array(np.asarray(factors, dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "scale", [x], [y], [w])
+    return _save(graph, path)
+
+
+def int_model(path: Path) -> Path:
+    """out = a + 1 for int64 a [N, 2], plus `flag` = a > 0 (BOOL)."""
+    a = helper.make_tensor_value_info("a", TensorProto.INT64, ["N", 2])
+    out = helper.make_tensor_value_info("out", TensorProto.INT64, ["N", 2])
+    flag = helper.make_tensor_value_info("flag", TensorProto.BOOL, ["N", 2])
+    one = numpy_helper.from_array(np.array(1, dtype=np.int64), "one")
+    zero = numpy_helper.from_array(np.array(0, dtype=np.int64), "zero")
+    nodes = [
+        helper.make_node("Add", ["a", "one"], ["out"]),
+        helper.make_node("Greater", ["a", "zero"], ["flag"]),
+    ]
+    graph = helper.make_graph(nodes, "ints", [a], [out, flag], [one, zero])
+    return _save(graph, path)
+
+
+def image_classifier(path: Path, size: int = 8, classes: int = 3) -> Path:
+    """A deterministic 'classifier': mean colour per channel -> linear -> logits [N, classes]."""
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.normal(size=(3, classes)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 3], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "classifier", [images], [logits], [weights, shape])
+    return _save(graph, path)
+
+
+def slow_model(path: Path) -> Path:
+    """y = x + iterations (float32 [1]) by a Loop, so its run time grows with `iterations`."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    n = helper.make_tensor_value_info("iterations", TensorProto.INT64, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    one = helper.make_tensor("one_f", TensorProto.FLOAT, [1], [1.0])
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Constant", [], ["one"], value=one),
+            helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1]),
+        ],
+    )
+    true = numpy_helper.from_array(np.array(True), "true")
+    loop = helper.make_node("Loop", ["iterations", "true", "x"], ["y"], body=body)
+    graph = helper.make_graph([loop], "slow", [x, n], [y], [true])
+    return _save(graph, path)
+
+
+CLASSIFIER_TOML = """
+[preprocess]
+input = "images"
+crop_padding = 0
+resample = "bilinear"
+mean = [127.5, 127.5, 127.5]
+std = [127.5, 127.5, 127.5]
+
+[postprocess]
+softmax = true
+top_k = 2
+labels = "labels.txt"
+"""
+
+
+def build_repository(root: Path) -> Path:
+    """The repository the e2e tests serve: versions, types, images, a broken and a slow model."""
+    scale_model(root / "scale" / "1" / "model.onnx", [1.0, 2.0, 3.0, 4.0])
+    scale_model(root / "scale" / "2" / "model.onnx", [10.0, 20.0, 30.0, 40.0])
+    int_model(root / "ints" / "1" / "model.onnx")
+    image_classifier(root / "classifier" / "1" / "model.onnx")
+    (root / "classifier" / "model.toml").write_text(CLASSIFIER_TOML)
+    (root / "classifier" / "labels.txt").write_text("red\ngreen\nblue\n")
+    broken = root / "broken" / "1" / "model.onnx"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"this is not an onnx file")
+    slow_model(root / "slow" / "1" / "model.onnx")
+    return root

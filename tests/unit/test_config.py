@@ -1,0 +1,67 @@
+"""Settings: flags win over the config file, the file over defaults; bad files fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inferencehub.config import Settings, load_settings
+from inferencehub.errors import ConfigError
+
+
+def test_defaults_follow_triton_ports_and_loopback(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert (settings.gateway.host, settings.gateway.http_port, settings.gateway.grpc_port) == (
+        "127.0.0.1",
+        8000,
+        8001,
+    )
+    assert settings.worker.models_dir == tmp_path / "models"
+
+
+def test_flags_win_over_file_and_file_over_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[gateway]\nhttp_port = 9000\ngrpc_port = 9001\n[worker]\nmodels_dir = "repo"\n'
+    )
+    settings = load_settings(config, {"gateway.grpc_port": 7001, "gateway.host": None})
+    assert settings.gateway.http_port == 9000
+    assert settings.gateway.grpc_port == 7001
+    assert settings.gateway.host == "127.0.0.1"
+    assert settings.worker.models_dir == tmp_path / "repo"  # relative to the file
+
+
+def test_inferencehub_toml_in_cwd_is_read(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "inferencehub.toml").write_text("log_level = 'DEBUG'\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[gateway]\nhttp_prot = 1\n", "invalid setting gateway.http_prot"),
+        ("[gateway]\nhttp_port = 70000\n", "invalid setting gateway.http_port"),
+        ("[gateway\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_child_file_is_private_and_round_trips(tmp_path: Path) -> None:
+    settings = load_settings(None, {"gateway.http_port": 1234, "worker.models_dir": tmp_path})
+    path = tmp_path / "settings.json"
+    settings.to_child_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Settings.from_child_file(path) == settings
