@@ -35,6 +35,7 @@ class GrpcClient:
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout_s = timeout_s
+        self._image_inputs: dict[tuple[str, str], str] = {}
 
     def __enter__(self) -> GrpcClient:
         return self
@@ -87,20 +88,29 @@ class GrpcClient:
 
     def predict_image(self, model: str, image: bytes | Path, version: str = "") -> PredictResult:
         data = image.read_bytes() if isinstance(image, Path) else image
-        info = self._call(self._stub.GetModel, pb.GetModelRequest(name=model))
-        wanted = version or info.default_version
-        target = next((v for v in info.versions if v.version == wanted), None)
-        input_name = target.image.input if target is not None else ""
-        if target is not None and not input_name:
-            raise ClientError(
-                "INVALID_ARGUMENT", f"model '{model}' version {wanted} takes no images"
-            )
+        input_name = self._image_input(model, version)
         image_tensor = pb.Tensor(
             name=input_name, datatype="BYTES", shape=[1], contents=encode_bytes_elements([data])
         )
         return self._predict(
             pb.PredictRequest(model_name=model, version=version, inputs=[image_tensor])
         )
+
+    def _image_input(self, model: str, version: str) -> str:
+        """Which input takes images, asked once per model and version."""
+        key = (model, version)
+        if key not in self._image_inputs:
+            info = self._call(self._stub.GetModel, pb.GetModelRequest(name=model))
+            wanted = version or info.default_version
+            target = next((v for v in info.versions if v.version == wanted), None)
+            if target is None:
+                return ""  # let the server name the versions that exist
+            if not target.image.input:
+                raise ClientError(
+                    "INVALID_ARGUMENT", f"model '{model}' version {wanted} takes no images"
+                )
+            self._image_inputs[key] = target.image.input
+        return self._image_inputs[key]
 
     def _predict(self, request: pb.PredictRequest) -> PredictResult:
         started = time.perf_counter()

@@ -72,10 +72,16 @@ def up(
     configure_logging("supervisor", settings.log_level, settings.log_format)
     from inferencehub.supervisor.supervisor import Supervisor  # lazy: keeps other verbs light
 
-    raise typer.Exit(asyncio.run(Supervisor(settings).run()))
+    try:
+        code = asyncio.run(Supervisor(settings).run())
+    except HubError as exc:  # e.g. the runtime dir is not private
+        _fail(exc.message, 2)
+    raise typer.Exit(code)
 
 
-def _run_child(role: str, settings_file: Path, serve: Any, **kwargs: Any) -> None:
+def _run_child(
+    role: str, settings_file: Path, serve: Any, *, lifeline: bool, **kwargs: Any
+) -> None:
     from inferencehub.runtime import run_role
 
     settings = Settings.from_child_file(settings_file)
@@ -85,7 +91,7 @@ def _run_child(role: str, settings_file: Path, serve: Any, **kwargs: Any) -> Non
         await serve(s, stop, **kwargs)
 
     try:
-        asyncio.run(run_role(serve_role, settings, lifeline=kwargs.pop("lifeline", False)))
+        asyncio.run(run_role(serve_role, settings, lifeline=lifeline))
     except HubError as exc:
         err.print(f"{role}: {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inferencehub.client import PredictResult
+from inferencehub.protocol.datatypes import datatype_of
 
 PREVIEW_VALUES = 8
 
@@ -26,16 +27,17 @@ def result_to_json(result: PredictResult) -> dict[str, Any]:
             for row in result.classifications
         ],
         "outputs": {
-            name: {
-                "datatype": str(a.dtype),
-                "shape": list(a.shape),
-                "data": a.reshape(-1).tolist()
-                if a.dtype.kind != "O"
-                else [e.decode(errors="replace") for e in a.reshape(-1)],
-            }
+            name: {"datatype": datatype_of(a), "shape": list(a.shape), "data": _values(a)}
             for name, a in result.outputs.items()
         },
     }
+
+
+def _values(array: np.ndarray) -> list[Any]:
+    values = array.reshape(-1).tolist()
+    if array.dtype.kind == "O":  # BYTES: bytes over gRPC, already text over HTTP
+        return [v.decode(errors="replace") if isinstance(v, bytes) else v for v in values]
+    return values
 
 
 def render_result(result: PredictResult) -> Group:
@@ -61,7 +63,7 @@ def render_result(result: PredictResult) -> Group:
         for column in ("output", "dtype", "shape", "values"):
             table.add_column(column)
         for name, array in result.outputs.items():
-            table.add_row(name, str(array.dtype), str(list(array.shape)), _preview(array))
+            table.add_row(name, datatype_of(array), str(list(array.shape)), _preview(array))
         parts.append(table)
     return Group(*parts)
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -98,12 +98,9 @@ class HttpClient:
     def __init__(
         self, url: str, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
-        import httpx
-
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._url = url.rstrip("/")
         self._http = httpx.Client(base_url=self._url, headers=headers, timeout=timeout_s)
-        self._httpx = httpx
 
     def __enter__(self) -> HttpClient:
         return self
@@ -117,7 +114,7 @@ class HttpClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
-        except self._httpx.TransportError as exc:
+        except httpx.TransportError as exc:
             raise ServerUnreachableError(
                 "unavailable", f"cannot reach InferenceHub at {self._url}: {exc}"
             ) from None
@@ -208,21 +205,3 @@ def _result_from_json(reply: dict[str, Any], latency_ms: float) -> PredictResult
         timing=dict(reply["timing"]),
         latency_ms=latency_ms,
     )
-
-
-class _Closing:
-    """Context-manager support shared by the transports."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from inferencehub.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "inferencehub.toml"
 
 LogFormat = Literal["text", "json"]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+# Settings holding paths: relative ones in a config file are relative to that file.
+_PATH_KEYS = (("worker", "models_dir"), ("supervisor", "runtime_dir"))
 
 
 class _Section(BaseModel):
@@ -75,7 +81,7 @@ class SupervisorSettings(_Section):
 class Settings(_Section):
     """Everything `inferencehub up` and its children need; travels to children as a 0600 file."""
 
-    log_level: str = Field("INFO", description="Logging level of every process.")
+    log_level: LogLevel = Field("INFO", description="Logging level of every process.")
     log_format: LogFormat = Field("text", description="Log line format.")
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
@@ -111,7 +117,6 @@ def load_settings(
         ConfigError: the file is missing, is not TOML, or holds unknown or invalid keys.
     """
     data: dict[str, Any] = {}
-    base = Path.cwd()
     if config_file is None and Path(DEFAULT_CONFIG_FILE).is_file():
         config_file = Path(DEFAULT_CONFIG_FILE)
     if config_file is not None:
@@ -122,9 +127,10 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
         base = config_file.resolve().parent
-        models_dir = data.get("worker", {}).get("models_dir")
-        if isinstance(models_dir, str):
-            data["worker"]["models_dir"] = str(base / models_dir)
+        for section, key in _PATH_KEYS:
+            value = data.get(section, {}).get(key)
+            if isinstance(value, str):
+                data[section][key] = str(base / value)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_nested(data, key, value)

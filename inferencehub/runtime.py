@@ -86,7 +86,9 @@ def _check_private(path: Path) -> None:
     if info.st_uid != os.getuid():
         raise ConfigError(f"runtime dir {path} is not owned by this user")
     if stat.S_IMODE(info.st_mode) & 0o077:
-        raise ConfigError(f"runtime dir {path} must be private (mode 0700), not {info.st_mode:o}")
+        raise ConfigError(
+            f"runtime dir {path} must be private (mode 0700), not {stat.S_IMODE(info.st_mode):o}"
+        )
 
 
 def notify(fd: int | None, event: str, **fields: Any) -> None:

@@ -48,7 +48,9 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         )
 
 
-def build_grpc_server(dataplane: DataPlane, max_message_bytes: int) -> grpc.aio.Server:
+def build_grpc_server(
+    dataplane: DataPlane, health_servicer: health.aio.HealthServicer, max_message_bytes: int
+) -> grpc.aio.Server:
     """A grpc.aio server with our services; the caller binds ports."""
     server = grpc.aio.server(
         options=[
@@ -59,5 +61,5 @@ def build_grpc_server(dataplane: DataPlane, max_message_bytes: int) -> grpc.aio.
         ]
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(GatewayServicer(dataplane), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server

@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import socket
+from collections.abc import Iterator
 
+import grpc
 import uvicorn
+from grpc_health.v1 import health, health_pb2
 
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError
@@ -22,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 # Room for protobuf framing around a request body of max_request_bytes.
 MESSAGE_OVERHEAD_BYTES = 65536
+HEALTH_POLL_S = 1.0
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def bind_http_socket(host: str, port: int) -> socket.socket:
@@ -37,6 +44,7 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # listening now, so a gRPC bind to the same port fails loudly
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"HTTP port {port} on {host} is already in use") from None
@@ -63,7 +71,8 @@ async def run_gateway(
         worker_address, max_message_bytes=max_message, refresh_s=s.metadata_refresh_s
     )
     dataplane = DataPlane(worker, s.request_timeout_s)
-    grpc_server = build_grpc_server(dataplane, max_message)
+    health_servicer = health.aio.HealthServicer()
+    grpc_server = build_grpc_server(dataplane, health_servicer, max_message)
     try:
         http_socket = bind_http_socket(s.host, s.http_port)
         try:
@@ -76,39 +85,63 @@ async def run_gateway(
         await worker.close()
         raise
     http_port = http_socket.getsockname()[1]
-    http = uvicorn.Server(
+    http = _HttpServer(
         uvicorn.Config(
             create_app(dataplane, s.max_request_bytes),
             log_config=None,
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=int(s.shutdown_grace_s) or None,
+            timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
         )
     )
+    await health_servicer.set("", NOT_SERVING)
     await worker.start()
     await grpc_server.start()
-    exit_on_stop = asyncio.create_task(_exit_when_set(stop, http))
-    ready_notice = asyncio.create_task(
-        _announce_when_started(http, notify_fd, http_port, grpc_port)
-    )
+    stopper = asyncio.create_task(_stop_when_set(stop, http, grpc_server, s.shutdown_grace_s))
+    helpers = [
+        asyncio.create_task(_announce_when_started(http, notify_fd, http_port, grpc_port)),
+        asyncio.create_task(_mirror_worker_health(worker, health_servicer)),
+    ]
     logger.info("gateway on http://%s:%d and grpc %s:%d", s.host, http_port, s.host, grpc_port)
     try:
-        # serve() returns after SIGINT/SIGTERM (captured, drained) or once should_exit is set.
-        await http.serve(sockets=[http_socket])
+        await http.serve(sockets=[http_socket])  # returns once should_exit is set and drained
     finally:
-        for task in (exit_on_stop, ready_notice):
+        stop.set()  # serve() can also end on its own; gRPC must drain either way
+        await stopper
+        for task in helpers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await grpc_server.stop(grace=s.shutdown_grace_s)
         await worker.close()
         http_socket.close()
         logger.info("gateway stopped")
 
 
-async def _exit_when_set(stop: asyncio.Event, http: uvicorn.Server) -> None:
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal capture: run_role's one stop event drives HTTP and gRPC."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _stop_when_set(
+    stop: asyncio.Event, http: uvicorn.Server, grpc_server: grpc.aio.Server, grace_s: float
+) -> None:
+    """Stop accepting on both ports at once; each drains its in-flight requests within grace."""
     await stop.wait()
     http.should_exit = True
+    await grpc_server.stop(grace=grace_s)
+
+
+async def _mirror_worker_health(
+    worker: GrpcWorkerClient, health_servicer: health.aio.HealthServicer
+) -> None:
+    """Public gRPC health says SERVING only while the worker does (as /v2/health/ready)."""
+    while True:
+        serving = await worker.is_serving()
+        await health_servicer.set("", SERVING if serving else NOT_SERVING)
+        await asyncio.sleep(HEALTH_POLL_S)
 
 
 async def _announce_when_started(

@@ -79,10 +79,11 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
     async def predict(request: Request) -> Response:
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
+        target = await dataplane.resolve(name, version)  # unknown model or version: 404 first
         body = await _read_body(request, max_request_bytes)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type.startswith("image/") or media_type in IMAGE_TYPES:
-            pb_request = await _image_predict_request(dataplane, body, name, version)
+            pb_request = _image_predict_request(target, body, name, version)
         else:
             pb_request = _json_predict_request(body, name, version)
         pb_request.request_id = request.headers.get("x-request-id", "")[:128]
@@ -150,10 +151,9 @@ def _json_predict_request(body: bytes, name: str, version: str) -> pb.PredictReq
     )
 
 
-async def _image_predict_request(
-    dataplane: DataPlane, body: bytes, name: str, version: str
+def _image_predict_request(
+    target: pb.ModelVersion, body: bytes, name: str, version: str
 ) -> pb.PredictRequest:
-    target = await dataplane.resolve(name, version)
     if not target.image.input:
         raise InvalidRequestError(
             f"model '{name}' version {target.version} takes no images; send JSON tensors "

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -140,7 +141,7 @@ class ChildProcess:
     def kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, 9)
+                os.killpg(self._proc.pid, signal.SIGKILL)
 
     async def _cleanup(self) -> None:
         for task in (self._pump, self._notify_reader):

@@ -90,7 +90,7 @@ class Supervisor:
             task.cancel()
         if stopped in done:
             logger.info("stopping")
-            return await self._shutdown(EXIT_INTERRUPTED if self._force else EXIT_OK)
+            return await self._shutdown(EXIT_OK)
         dead = next(exits[t] for t in done if t in exits)
         print(
             f"inferencehub: {dead.role} exited unexpectedly with code {dead.returncode}; stopping",
@@ -101,7 +101,6 @@ class Supervisor:
 
     async def _shutdown(self, code: int) -> int:
         """Gateway first (stops accepting, drains), then the worker: reverse start order."""
-        grace = 0.0 if self._force else self._settings.supervisor.stop_timeout_s
         for child in reversed(self._children):
-            await child.stop(grace)
-        return code
+            await child.stop(0.0 if self._force else self._settings.supervisor.stop_timeout_s)
+        return EXIT_INTERRUPTED if self._force else code

@@ -118,7 +118,14 @@ def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
     ready = [v.version for v in info.versions if v.state == pb.ModelVersion.READY]
     pinned = entry.config.default_version
     if pinned is not None:
-        return str(pinned)  # resolve_version reports it if that version is missing or failed
+        if str(pinned) not in ready:
+            logger.error(
+                "%s: model.toml default_version %s is not a loaded version (%s)",
+                entry.name,
+                pinned,
+                ", ".join(ready) or "none",
+            )
+        return str(pinned)  # requests without a version then get an error naming the versions
     return max(ready, key=int) if ready else ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import stat
@@ -157,3 +158,48 @@ def test_config_file_sets_ports_and_flags_win(repository: Path, tmp_path: Path) 
     assert proc.returncode == 0
     assert f"http://127.0.0.1:{file_port}" in line
     assert f"grpc 127.0.0.1:{grpc_port}" in line
+
+
+def test_same_port_for_http_and_grpc_is_a_one_line_error(repository: Path) -> None:
+    port = free_tcp_port()
+    result = run_up(*up_command(repository, port, port))
+    assert result.returncode == 1
+    assert f"gRPC port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_shared_runtime_dir_is_refused(repository: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[supervisor]\nruntime_dir = "/tmp"\n')
+    result = run_up(
+        *up_command(repository, free_tcp_port(), free_tcp_port()), "--config", str(config)
+    )
+    assert result.returncode == 2
+    assert "runtime dir /tmp must be private (mode 0700), not 1777" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_second_ctrl_c_forces_a_fast_exit(repository: Path, tmp_path: Path) -> None:
+    with running_hub(repository, tmp_path) as hub:
+        children = list(hub.children().values())
+        body = {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [1], "data": [0.0]},
+                {"name": "iterations", "datatype": "INT64", "shape": [], "data": 20_000_000},
+            ]
+        }  # ~20 s of compute: the drain would wait
+
+        def call() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # a forced exit drops the connection
+                httpx.post(f"{hub.http_url}/v1/models/slow/predict", json=body, timeout=60)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        hub.process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        hub.process.send_signal(signal.SIGINT)
+        assert hub.process.wait(timeout=10) == 130
+        assert time.monotonic() - started < 8
+        assert wait_gone(children) == []

@@ -61,3 +61,31 @@ async def test_gateway_without_worker_answers_503_and_not_ready(uds_dir: Path) -
     finally:
         stop.set()
         await task
+
+
+async def test_gateway_grpc_health_follows_the_worker(uds_dir: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    grpc_port = free_tcp_port()
+    settings = load_settings(
+        None,
+        {
+            "gateway.http_port": free_tcp_port(),
+            "gateway.grpc_port": grpc_port,
+            "worker.models_dir": uds_dir,
+        },
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_gateway(settings, stop, worker_address=f"unix://{uds_dir}/absent.sock")
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(
+                health_pb2.HealthCheckRequest(), timeout=20, wait_for_ready=True
+            )
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        stop.set()
+        await task

@@ -65,3 +65,15 @@ def test_child_file_is_private_and_round_trips(tmp_path: Path) -> None:
     settings.to_child_file(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert Settings.from_child_file(path) == settings
+
+
+def test_log_level_is_validated_and_case_insensitive(tmp_path: Path) -> None:
+    assert load_settings(None, {"log_level": "debug"}).log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="invalid setting log_level"):
+        load_settings(None, {"log_level": "loud"})
+
+
+def test_relative_runtime_dir_in_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[supervisor]\nruntime_dir = "run"\n')
+    assert load_settings(config).supervisor.runtime_dir == tmp_path / "run"

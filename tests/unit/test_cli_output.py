@@ -1,0 +1,38 @@
+"""--json output uses protocol datatype names and handles text from either transport."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+
+from inferencehub.cli_output import render_result, result_to_json
+from inferencehub.client import PredictResult
+
+
+def result(outputs: dict[str, np.ndarray]) -> PredictResult:
+    return PredictResult("m", "1", "r", outputs, [], {"inference_ms": 1.0}, 2.0)
+
+
+def test_bytes_outputs_from_http_and_grpc_both_print_as_text() -> None:
+    http = result_to_json(result({"s": np.array(["a", "b"], dtype=object)}))
+    grpc = result_to_json(result({"s": np.array([b"a", b"b"], dtype=object)}))
+    assert (
+        http["outputs"]["s"]
+        == grpc["outputs"]["s"]
+        == {"datatype": "BYTES", "shape": [2], "data": ["a", "b"]}
+    )
+
+
+def test_numeric_outputs_use_v2_datatypes() -> None:
+    payload = result_to_json(result({"y": np.zeros((1, 2), np.float32)}))
+    assert payload["outputs"]["y"]["datatype"] == "FP32"
+
+
+def test_table_previews_long_outputs() -> None:
+    console = Console(width=100, color_system=None, file=None)
+    with console.capture() as captured:
+        console.print(render_result(result({"y": np.arange(20, dtype=np.int64)})))
+    text = captured.get()
+    assert "m version 1" in text
+    assert "INT64" in text
+    assert "0, 1, 2, 3, 4, 5, 6, 7, ..." in text
