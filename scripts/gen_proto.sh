@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m grpc_tools.protoc -Iproto \
   --python_out=. --grpc_python_out=. --pyi_out=. \
-  proto/inferencehub/v1/inference.proto
+  proto/inferencehub/v1/inference.proto \
+  proto/inferencehub/kserve/grpc_predict_v2.proto

@@ -46,3 +46,18 @@ class DataPlane:
 
     async def resolve(self, name: str, version: str) -> pb.ModelVersion:
         return resolve_version(await self._worker.model(name), version)
+
+    async def model_version(self, name: str, version: str) -> tuple[pb.ModelInfo, pb.ModelVersion]:
+        """A model and one of its ready versions ("" = default), for metadata and config."""
+        model = await self._worker.model(name)
+        return model, resolve_version(model, version)
+
+    async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
+        """Raises ModelNotFoundError for an unknown model or version (the worker decides)."""
+        return await self._worker.statistics(name, version)
+
+    async def load_model(self, name: str) -> pb.ModelInfo:
+        return await self._worker.load_model(name, self._default_timeout_s)
+
+    async def unload_model(self, name: str) -> pb.ModelInfo:
+        return await self._worker.unload_model(name)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from inferencehub import __version__
 from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.kserve_grpc import KServeServicer
+from inferencehub.kserve import grpc_predict_v2_pb2 as v2
+from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from inferencehub.protocol.status import map_errors_to_grpc
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -61,5 +65,18 @@ def build_grpc_server(
         ]
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(GatewayServicer(dataplane), server)
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        KServeServicer(dataplane), server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # Reflection lets grpcurl list and call every service without the .proto files.
+    reflection.enable_server_reflection(
+        (
+            pb.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+            v2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     return server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -15,8 +14,16 @@ from starlette.routing import Route
 from inferencehub import __version__
 from inferencehub.errors import HubError, InvalidRequestError
 from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.http_common import (
+    JSONResponse,
+    http_error,
+    hub_error,
+    read_body,
+    unexpected_error,
+)
+from inferencehub.gateway.kserve_rest import kserve_routes
+from inferencehub.gateway.openapi import OPENAPI
 from inferencehub.protocol.json_codec import model_to_json, response_to_json, tensor_from_json
-from inferencehub.protocol.status import HTTP_STATUS
 from inferencehub.protocol.tensors import encode_bytes_elements
 from inferencehub.v1 import inference_pb2 as pb
 
@@ -24,36 +31,6 @@ logger = logging.getLogger(__name__)
 
 # Bodies of these types are one encoded image; anything else is read as JSON tensors.
 IMAGE_TYPES = ("application/octet-stream",)
-
-
-class JSONResponse(Response):
-    """orjson: numpy output arrays are serialised without a Python list per element."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-async def _hub_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HubError)
-    status = HTTP_STATUS[exc.code]
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return error_response(status, exc.message, headers)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail, exc.headers)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal error; see the server log")
 
 
 def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
@@ -65,6 +42,9 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
     async def ready(request: Request) -> Response:
         is_ready = await dataplane.ready()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
 
     async def server_info(request: Request) -> Response:
         return JSONResponse({"name": "inferencehub", "version": __version__})
@@ -80,7 +60,7 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
         target = await dataplane.resolve(name, version)  # unknown model or version: 404 first
-        body = await _read_body(request, max_request_bytes)
+        body = await read_body(request, max_request_bytes)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type.startswith("image/") or media_type in IMAGE_TYPES:
             pb_request = _image_predict_request(target, body, name, version)
@@ -101,29 +81,17 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
         Route("/v1/models/{name}", get_model, methods=["GET"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
+        *kserve_routes(dataplane, max_request_bytes),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
         exception_handlers={
-            HubError: _hub_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
+            HubError: hub_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
         },
     )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body is {declared} bytes; the limit is {limit}")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_predict_request(body: bytes, name: str, version: str) -> pb.PredictRequest:

@@ -103,6 +103,25 @@ class GrpcWorkerClient:
         """
         return await self._call(self._stub.Predict(request, timeout=timeout_s))
 
+    async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
+        request = pb.ModelStatisticsRequest(name=name, version=version)
+        reply = await self._call(self._stub.ModelStatistics(request, timeout=CONTROL_TIMEOUT_S))
+        return list(reply.versions)
+
+    async def load_model(self, name: str, timeout_s: float) -> pb.ModelInfo:
+        """(Re)load a model on the worker, then refresh the cached signatures."""
+        info = await self._call(
+            self._stub.LoadModel(pb.LoadModelRequest(name=name), timeout=timeout_s)
+        )
+        await self.refresh()
+        return info
+
+    async def unload_model(self, name: str) -> pb.ModelInfo:
+        request = pb.UnloadModelRequest(name=name)
+        info = await self._call(self._stub.UnloadModel(request, timeout=CONTROL_TIMEOUT_S))
+        await self.refresh()
+        return info
+
     async def is_serving(self) -> bool:
         try:
             reply = await self._health.Check(

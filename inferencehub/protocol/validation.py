@@ -86,6 +86,11 @@ def _check_tensor(tensor: pb.Tensor, spec: pb.TensorSpec, version: pb.ModelVersi
     shape = list(tensor.shape)
     if any(d < 0 for d in shape):
         raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {shape}")
+    if version.max_batch_size and shape and shape[0] > version.max_batch_size:
+        raise InvalidRequestError(
+            f"input '{tensor.name}' has batch size {shape[0]}; this model takes at most "
+            f"{version.max_batch_size} (max_batch_size in model.toml)"
+        )
     if tensor.datatype == BYTES and version.image.input == tensor.name:
         if len(shape) != 1 or shape[0] < 1:
             raise InvalidRequestError(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finferencehub/v1/inference.proto\x12\x0finferencehub.v1\"I\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08\x63ontents\x18\x04 \x01(\x0c\"\xfb\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x06inputs\x18\x03 \x03(\x0b\x32\x17.inferencehub.v1.Tensor\x12\x0f\n\x07outputs\x18\x04 \x03(\t\x12\x43\n\nparameters\x18\x05 \x03(\x0b\x32/.inferencehub.v1.PredictRequest.ParametersEntry\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\x03\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\">\n\x0e\x43lassification\x12,\n\x07\x63lasses\x18\x01 \x03(\x0b\x32\x1b.inferencehub.v1.ClassScore\"M\n\x06Timing\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x03 \x01(\x01\"\xd7\x01\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12(\n\x07outputs\x18\x03 \x03(\x0b\x32\x17.inferencehub.v1.Tensor\x12\x38\n\x0f\x63lassifications\x18\x04 \x03(\x0b\x32\x1f.inferencehub.v1.Classification\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.inferencehub.v1.Timing\";\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"Y\n\nImageInput\x12\r\n\x05input\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x03\x12\x0e\n\x06layout\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\"\xc1\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.inferencehub.v1.ModelVersion.State\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12+\n\x06inputs\x18\x05 \x03(\x0b\x32\x1b.inferencehub.v1.TensorSpec\x12,\n\x07outputs\x18\x06 \x03(\x0b\x32\x1b.inferencehub.v1.TensorSpec\x12*\n\x05image\x18\x07 \x01(\x0b\x32\x1b.inferencehub.v1.ImageInput\x12\r\n\x05top_k\x18\x08 \x01(\x05\"5\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\t\n\x05READY\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\"c\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_version\x18\x02 \x01(\t\x12/\n\x08versions\x18\x03 \x03(\x0b\x32\x1d.inferencehub.v1.ModelVersion\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.inferencehub.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11ServerInfoRequest\"P\n\x12ServerInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04live\x18\x03 \x01(\x08\x12\r\n\x05ready\x18\x04 \x01(\x08\x32\xd8\x02\n\x10InferenceService\x12L\n\x07Predict\x12\x1f.inferencehub.v1.PredictRequest\x1a .inferencehub.v1.PredictResponse\x12U\n\nListModels\x12\".inferencehub.v1.ListModelsRequest\x1a#.inferencehub.v1.ListModelsResponse\x12H\n\x08GetModel\x12 .inferencehub.v1.GetModelRequest\x1a\x1a.inferencehub.v1.ModelInfo\x12U\n\nServerInfo\x12\".inferencehub.v1.ServerInfoRequest\x1a#.inferencehub.v1.ServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finferencehub/v1/inference.proto\x12\x0finferencehub.v1\"I\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08\x63ontents\x18\x04 \x01(\x0c\"\xfb\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\x06inputs\x18\x03 \x03(\x0b\x32\x17.inferencehub.v1.Tensor\x12\x0f\n\x07outputs\x18\x04 \x03(\t\x12\x43\n\nparameters\x18\x05 \x03(\x0b\x32/.inferencehub.v1.PredictRequest.ParametersEntry\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\x03\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\">\n\x0e\x43lassification\x12,\n\x07\x63lasses\x18\x01 \x03(\x0b\x32\x1b.inferencehub.v1.ClassScore\"M\n\x06Timing\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x03 \x01(\x01\"\xd7\x01\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12(\n\x07outputs\x18\x03 \x03(\x0b\x32\x17.inferencehub.v1.Tensor\x12\x38\n\x0f\x63lassifications\x18\x04 \x03(\x0b\x32\x1f.inferencehub.v1.Classification\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.inferencehub.v1.Timing\";\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"Y\n\nImageInput\x12\r\n\x05input\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x03\x12\x0e\n\x06layout\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\"\xe7\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.inferencehub.v1.ModelVersion.State\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12+\n\x06inputs\x18\x05 \x03(\x0b\x32\x1b.inferencehub.v1.TensorSpec\x12,\n\x07outputs\x18\x06 \x03(\x0b\x32\x1b.inferencehub.v1.TensorSpec\x12*\n\x05image\x18\x07 \x01(\x0b\x32\x1b.inferencehub.v1.ImageInput\x12\r\n\x05top_k\x18\x08 \x01(\x05\x12\x16\n\x0emax_batch_size\x18\t \x01(\x05\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\t\n\x05READY\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0c\n\x08UNLOADED\x10\x03\"c\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_version\x18\x02 \x01(\t\x12/\n\x08versions\x18\x03 \x03(\x0b\x32\x1d.inferencehub.v1.ModelVersion\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.inferencehub.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11ServerInfoRequest\"P\n\x12ServerInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04live\x18\x03 \x01(\x08\x12\r\n\x05ready\x18\x04 \x01(\x08\"7\n\x16ModelStatisticsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"%\n\x08\x44uration\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\n\n\x02ns\x18\x02 \x01(\x04\"\x95\x03\n\x11VersionStatistics\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x19\n\x11last_inference_ms\x18\x03 \x01(\x04\x12\x17\n\x0finference_count\x18\x04 \x01(\x04\x12\x17\n\x0f\x65xecution_count\x18\x05 \x01(\x04\x12*\n\x07success\x18\x06 \x01(\x0b\x32\x19.inferencehub.v1.Duration\x12\'\n\x04\x66\x61il\x18\x07 \x01(\x0b\x32\x19.inferencehub.v1.Duration\x12(\n\x05queue\x18\x08 \x01(\x0b\x32\x19.inferencehub.v1.Duration\x12\x30\n\rcompute_input\x18\t \x01(\x0b\x32\x19.inferencehub.v1.Duration\x12\x30\n\rcompute_infer\x18\n \x01(\x0b\x32\x19.inferencehub.v1.Duration\x12\x31\n\x0e\x63ompute_output\x18\x0b \x01(\x0b\x32\x19.inferencehub.v1.Duration\"O\n\x17ModelStatisticsResponse\x12\x34\n\x08versions\x18\x01 \x03(\x0b\x32\".inferencehub.v1.VersionStatistics\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12UnloadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xda\x04\n\x10InferenceService\x12L\n\x07Predict\x12\x1f.inferencehub.v1.PredictRequest\x1a .inferencehub.v1.PredictResponse\x12U\n\nListModels\x12\".inferencehub.v1.ListModelsRequest\x1a#.inferencehub.v1.ListModelsResponse\x12H\n\x08GetModel\x12 .inferencehub.v1.GetModelRequest\x1a\x1a.inferencehub.v1.ModelInfo\x12U\n\nServerInfo\x12\".inferencehub.v1.ServerInfoRequest\x1a#.inferencehub.v1.ServerInfoResponse\x12\x64\n\x0fModelStatistics\x12\'.inferencehub.v1.ModelStatisticsRequest\x1a(.inferencehub.v1.ModelStatisticsResponse\x12J\n\tLoadModel\x12!.inferencehub.v1.LoadModelRequest\x1a\x1a.inferencehub.v1.ModelInfo\x12N\n\x0bUnloadModel\x12#.inferencehub.v1.UnloadModelRequest\x1a\x1a.inferencehub.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,21 +52,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGEINPUT']._serialized_start=862
   _globals['_IMAGEINPUT']._serialized_end=951
   _globals['_MODELVERSION']._serialized_start=954
-  _globals['_MODELVERSION']._serialized_end=1275
-  _globals['_MODELVERSION_STATE']._serialized_start=1222
-  _globals['_MODELVERSION_STATE']._serialized_end=1275
-  _globals['_MODELINFO']._serialized_start=1277
-  _globals['_MODELINFO']._serialized_end=1376
-  _globals['_LISTMODELSREQUEST']._serialized_start=1378
-  _globals['_LISTMODELSREQUEST']._serialized_end=1397
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1399
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1463
-  _globals['_GETMODELREQUEST']._serialized_start=1465
-  _globals['_GETMODELREQUEST']._serialized_end=1496
-  _globals['_SERVERINFOREQUEST']._serialized_start=1498
-  _globals['_SERVERINFOREQUEST']._serialized_end=1517
-  _globals['_SERVERINFORESPONSE']._serialized_start=1519
-  _globals['_SERVERINFORESPONSE']._serialized_end=1599
-  _globals['_INFERENCESERVICE']._serialized_start=1602
-  _globals['_INFERENCESERVICE']._serialized_end=1946
+  _globals['_MODELVERSION']._serialized_end=1313
+  _globals['_MODELVERSION_STATE']._serialized_start=1246
+  _globals['_MODELVERSION_STATE']._serialized_end=1313
+  _globals['_MODELINFO']._serialized_start=1315
+  _globals['_MODELINFO']._serialized_end=1414
+  _globals['_LISTMODELSREQUEST']._serialized_start=1416
+  _globals['_LISTMODELSREQUEST']._serialized_end=1435
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1437
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1501
+  _globals['_GETMODELREQUEST']._serialized_start=1503
+  _globals['_GETMODELREQUEST']._serialized_end=1534
+  _globals['_SERVERINFOREQUEST']._serialized_start=1536
+  _globals['_SERVERINFOREQUEST']._serialized_end=1555
+  _globals['_SERVERINFORESPONSE']._serialized_start=1557
+  _globals['_SERVERINFORESPONSE']._serialized_end=1637
+  _globals['_MODELSTATISTICSREQUEST']._serialized_start=1639
+  _globals['_MODELSTATISTICSREQUEST']._serialized_end=1694
+  _globals['_DURATION']._serialized_start=1696
+  _globals['_DURATION']._serialized_end=1733
+  _globals['_VERSIONSTATISTICS']._serialized_start=1736
+  _globals['_VERSIONSTATISTICS']._serialized_end=2141
+  _globals['_MODELSTATISTICSRESPONSE']._serialized_start=2143
+  _globals['_MODELSTATISTICSRESPONSE']._serialized_end=2222
+  _globals['_LOADMODELREQUEST']._serialized_start=2224
+  _globals['_LOADMODELREQUEST']._serialized_end=2256
+  _globals['_UNLOADMODELREQUEST']._serialized_start=2258
+  _globals['_UNLOADMODELREQUEST']._serialized_end=2292
+  _globals['_INFERENCESERVICE']._serialized_start=2295
+  _globals['_INFERENCESERVICE']._serialized_end=2897
 # @@protoc_insertion_point(module_scope)

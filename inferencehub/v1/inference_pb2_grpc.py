@@ -54,6 +54,21 @@ class InferenceServiceStub(object):
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.ServerInfoRequest.SerializeToString,
                 response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ServerInfoResponse.FromString,
                 _registered_method=True)
+        self.ModelStatistics = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/ModelStatistics',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsResponse.FromString,
+                _registered_method=True)
+        self.LoadModel = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/LoadModel',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+                _registered_method=True)
+        self.UnloadModel = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/UnloadModel',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer(object):
@@ -87,6 +102,27 @@ class InferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModelStatistics(self, request, context):
+        """Per-version counters and cumulative durations since load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadModel(self, request, context):
+        """(Re)load every version of a model from the repository.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadModel(self, request, context):
+        """Drop a model's sessions; it stays listed as UNLOADED until loaded again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +145,21 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.ServerInfo,
                     request_deserializer=inferencehub_dot_v1_dot_inference__pb2.ServerInfoRequest.FromString,
                     response_serializer=inferencehub_dot_v1_dot_inference__pb2.ServerInfoResponse.SerializeToString,
+            ),
+            'ModelStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelStatistics,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsResponse.SerializeToString,
+            ),
+            'LoadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadModel,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.LoadModelRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
+            ),
+            'UnloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadModel,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +270,87 @@ class InferenceService(object):
             '/inferencehub.v1.InferenceService/ServerInfo',
             inferencehub_dot_v1_dot_inference__pb2.ServerInfoRequest.SerializeToString,
             inferencehub_dot_v1_dot_inference__pb2.ServerInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/ModelStatistics',
+            inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.ModelStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/LoadModel',
+            inferencehub_dot_v1_dot_inference__pb2.LoadModelRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/UnloadModel',
+            inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
             options,
             channel_credentials,
             insecure,

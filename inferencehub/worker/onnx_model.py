@@ -16,10 +16,12 @@ from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.preprocess import images_to_batch
 from inferencehub.worker.repository import ModelConfig, PostprocessConfig
+from inferencehub.worker.statistics import VersionStatistics
 
 logger = logging.getLogger(__name__)
 
 PROVIDERS = ["CPUExecutionProvider"]
+DEFAULT_MAX_BATCH_SIZE = 64
 
 
 def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
@@ -55,6 +57,7 @@ class OnnxModel:
         self._config = config
         self._labels = labels
         self._max_image_pixels = max_image_pixels
+        self.stats = VersionStatistics()
         self.inputs = [_spec(a) for a in self._session.get_inputs()]
         self.outputs = [_spec(a) for a in self._session.get_outputs()]
         self.provider = self._session.get_providers()[0]
@@ -64,6 +67,7 @@ class OnnxModel:
             provider=self.provider,
             inputs=self.inputs,
             outputs=self.outputs,
+            max_batch_size=self._max_batch_size(config),
         )
         self._image_size: tuple[int, int] | None = None
         if config.preprocess is not None:
@@ -80,6 +84,13 @@ class OnnxModel:
         if config.postprocess is not None:
             self._scores_output = self._check_scores_output(config.postprocess)
             self.info.top_k = config.postprocess.top_k
+
+    def _max_batch_size(self, config: ModelConfig) -> int:
+        """Models whose every input and output starts with a dynamic dimension are batchable."""
+        batchable = all(s.shape and s.shape[0] == -1 for s in (*self.inputs, *self.outputs))
+        if not batchable:
+            return 0
+        return DEFAULT_MAX_BATCH_SIZE if config.max_batch_size is None else config.max_batch_size
 
     def _check_image_input(self) -> tuple[int, int]:
         pre = self._config.preprocess
@@ -112,16 +123,39 @@ class OnnxModel:
             raise ConfigError(f"[postprocess] output {name!r} is not one of {names}")
         return name
 
-    def predict(self, request: pb.PredictRequest) -> Prediction:
+    def predict(self, request: pb.PredictRequest, arrived_ns: int) -> Prediction:
         """Decode inputs, run the session, encode outputs (blocking; call from the pool).
+
+        `arrived_ns` (time.perf_counter_ns) is when the request reached the worker, so the
+        wait for a free inference thread counts as queue time.
 
         Raises:
             InvalidRequestError: an input cannot be decoded or ONNX Runtime rejects it.
             InternalError: ONNX Runtime failed for another reason (logged here).
         """
-        started = time.perf_counter()
+        started = time.perf_counter_ns()
+        try:
+            outputs, classifications, batch, (prepared, computed) = self._run(request)
+        except Exception:
+            self.stats.record_failure(time.perf_counter_ns() - arrived_ns)
+            raise
+        done = time.perf_counter_ns()
+        self.stats.record_success(
+            batch, started - arrived_ns, prepared - started, computed - prepared, done - computed
+        )
+        timing = pb.Timing(
+            preprocess_ms=(prepared - started) / 1e6,
+            inference_ms=(computed - prepared) / 1e6,
+            postprocess_ms=(done - computed) / 1e6,
+        )
+        return Prediction(outputs, classifications, timing)
+
+    def _run(
+        self, request: pb.PredictRequest
+    ) -> tuple[list[pb.Tensor], list[pb.Classification], int, tuple[int, int]]:
+        """Returns outputs, classifications, batch size, and when inputs and compute were done."""
         feeds = {tensor.name: self._decode_input(tensor) for tensor in request.inputs}
-        prepared = time.perf_counter()
+        prepared = time.perf_counter_ns()
         wanted = list(request.outputs) or [s.name for s in self.outputs]
         try:
             results = self._session.run(wanted, feeds)
@@ -133,18 +167,13 @@ class OnnxModel:
         except Exception:
             logger.exception("inference failed (request %s)", request.request_id)
             raise InternalError("inference failed; see the worker log") from None
-        computed = time.perf_counter()
+        computed = time.perf_counter_ns()
         outputs = [
             tensor_from_numpy(n, np.asarray(a)) for n, a in zip(wanted, results, strict=True)
         ]
         classifications = self._classify(dict(zip(wanted, results, strict=True)))
-        done = time.perf_counter()
-        timing = pb.Timing(
-            preprocess_ms=(prepared - started) * 1e3,
-            inference_ms=(computed - prepared) * 1e3,
-            postprocess_ms=(done - computed) * 1e3,
-        )
-        return Prediction(outputs, classifications, timing)
+        batch = next((int(a.shape[0]) for a in feeds.values() if a.ndim > 0), 1)
+        return outputs, classifications, batch, (prepared, computed)
 
     def _decode_input(self, tensor: pb.Tensor) -> np.ndarray:
         if (

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inferencehub.config import WorkerSettings
-from inferencehub.errors import HubError
+from inferencehub.errors import HubError, ModelNotFoundError
 from inferencehub.protocol.validation import missing_model_error, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.onnx_model import OnnxModel
-from inferencehub.worker.repository import ModelEntry, scan_repository
+from inferencehub.worker.repository import ModelEntry, scan_model, scan_repository
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ class ModelRegistry:
         self._settings = settings
         calls, self._intra_op_threads = thread_layout(settings)
         self._executor = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="inference")
-        self._models: dict[tuple[str, str], OnnxModel] = {}
+        self._models: dict[str, dict[str, OnnxModel]] = {}
         self._infos: dict[str, pb.ModelInfo] = {}
+        self._loading = asyncio.Lock()  # one (re)load at a time; lookups never wait for it
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -50,15 +51,56 @@ class ModelRegistry:
         entries = scan_repository(self._root)
         if not entries:
             logger.warning("no models found in %s", self._root)
-        loop = asyncio.get_running_loop()
         for entry in entries:
+            await self._load(entry)
+
+    async def load_model(self, name: str) -> pb.ModelInfo:
+        """(Re)load one model from the repository; requests in flight finish on the old sessions.
+
+        Raises:
+            ModelNotFoundError: the repository has no such model folder.
+        """
+        entry = scan_model(self._root / name) if "/" not in name else None
+        if entry is None:
+            raise ModelNotFoundError(
+                f"the repository has no model '{name}' (expected {self._root}/{name}/<version>/"
+                "model.onnx)"
+            )
+        await self._load(entry)
+        return self._infos[name]
+
+    async def unload_model(self, name: str) -> pb.ModelInfo:
+        """Drop a model's sessions; it stays listed as UNLOADED.
+
+        Raises:
+            ModelNotFoundError: no such model is known.
+        """
+        async with self._loading:
+            info = self.model_info(name)
+            self._models.pop(name, None)
+            unloaded = pb.ModelInfo(name=name, default_version=info.default_version)
+            for version in info.versions:
+                unloaded.versions.append(
+                    pb.ModelVersion(
+                        version=version.version, state=pb.ModelVersion.UNLOADED, error="unloaded"
+                    )
+                )
+            self._infos[name] = unloaded
+        logger.info("unloaded %s", name)
+        return unloaded
+
+    async def _load(self, entry: ModelEntry) -> None:
+        async with self._loading:
             # NOTE: session construction holds the GIL; running it off the loop keeps health
             # probes answered while large models load.
-            info = await loop.run_in_executor(self._executor, self._load_model, entry)
-            self._infos[entry.name] = info
+            loop = asyncio.get_running_loop()
+            info, models = await loop.run_in_executor(self._executor, self._load_model, entry)
+            self._models[entry.name] = models  # swapped on the loop thread: lookups see one or
+            self._infos[entry.name] = info  # the other, never a half-loaded model
 
-    def _load_model(self, entry: ModelEntry) -> pb.ModelInfo:
+    def _load_model(self, entry: ModelEntry) -> tuple[pb.ModelInfo, dict[str, OnnxModel]]:
         info = pb.ModelInfo(name=entry.name)
+        models: dict[str, OnnxModel] = {}
         for v in entry.versions:
             if entry.error is not None:
                 error = entry.error
@@ -79,7 +121,7 @@ class ModelRegistry:
                 except Exception as exc:  # ORT raises many types for broken files
                     error = f"cannot load {v.path.name}: {_first_line(exc)}"
                 else:
-                    self._models[(entry.name, v.version)] = model
+                    models[v.version] = model
                     info.versions.append(model.info)
                     logger.info("loaded %s version %s (%s)", entry.name, v.version, model.provider)
                     continue
@@ -88,7 +130,7 @@ class ModelRegistry:
                 pb.ModelVersion(version=v.version, state=pb.ModelVersion.FAILED, error=error)
             )
         info.default_version = _default_version(entry, info)
-        return info
+        return info, models
 
     def list_models(self) -> list[pb.ModelInfo]:
         return [self._infos[name] for name in sorted(self._infos)]
@@ -108,7 +150,25 @@ class ModelRegistry:
             ModelNotReadyError: the version failed to load.
         """
         resolved = resolve_version(self.model_info(name), version)
-        return self._models[(name, resolved.version)]
+        return self._models[name][resolved.version]
+
+    def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
+        """Statistics of loaded versions ("" = all models / all versions).
+
+        Raises:
+            ModelNotFoundError: unknown model or version.
+        """
+        if not name:
+            return [
+                model.stats.to_proto(n, v)
+                for n in sorted(self._models)
+                for v, model in sorted(self._models[n].items(), key=lambda item: int(item[0]))
+            ]
+        if version:
+            return [self.get(name, version).stats.to_proto(name, version)]
+        self.model_info(name)
+        loaded = self._models.get(name, {})
+        return [loaded[v].stats.to_proto(name, v) for v in sorted(loaded, key=int)]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

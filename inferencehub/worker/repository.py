@@ -54,6 +54,9 @@ class ModelConfig(_Strict):
     """The optional models/NAME/model.toml."""
 
     default_version: int | None = None
+    max_batch_size: int | None = Field(
+        None, ge=0, description="Largest batch accepted; default 64 for batchable models."
+    )
     preprocess: PreprocessConfig | None = None
     postprocess: PostprocessConfig | None = None
 
@@ -103,6 +106,31 @@ def load_model_config(directory: Path) -> tuple[ModelConfig, list[str] | None]:
     return config, labels
 
 
+def scan_model(directory: Path) -> ModelEntry | None:
+    """One model folder with its versions; None if it is not a model (no version folders)."""
+    if directory.name.startswith(".") or not directory.is_dir():
+        return None
+    if not _NAME.match(directory.name):
+        logger.warning("skipping %s: model names use letters, digits, '_', '.', '-'", directory)
+        return None
+    versions = sorted(
+        (
+            VersionEntry(version=str(int(v.name)), path=v / MODEL_FILE)
+            for v in directory.iterdir()
+            if v.is_dir() and v.name.isdigit()
+        ),
+        key=lambda e: int(e.version),
+    )
+    if not versions:
+        logger.debug("skipping %s: no numbered version folders", directory)
+        return None
+    try:
+        config, labels = load_model_config(directory)
+    except ConfigError as exc:
+        return ModelEntry(directory.name, directory, ModelConfig(), versions, error=exc.message)
+    return ModelEntry(directory.name, directory, config, versions, labels)
+
+
 def scan_repository(root: Path) -> list[ModelEntry]:
     """List every model and version folder under `root`; bad folders are reported, not fatal.
 
@@ -111,30 +139,5 @@ def scan_repository(root: Path) -> list[ModelEntry]:
     """
     if not root.is_dir():
         raise ConfigError(f"model repository {root} is not a directory")
-    entries = []
-    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
-        if directory.name.startswith("."):
-            continue
-        if not _NAME.match(directory.name):
-            logger.warning("skipping %s: model names use letters, digits, '_', '.', '-'", directory)
-            continue
-        versions = sorted(
-            (
-                VersionEntry(version=str(int(v.name)), path=v / MODEL_FILE)
-                for v in directory.iterdir()
-                if v.is_dir() and v.name.isdigit()
-            ),
-            key=lambda e: int(e.version),
-        )
-        if not versions:
-            logger.debug("skipping %s: no numbered version folders", directory)
-            continue
-        try:
-            config, labels = load_model_config(directory)
-        except ConfigError as exc:
-            entries.append(
-                ModelEntry(directory.name, directory, ModelConfig(), versions, error=exc.message)
-            )
-            continue
-        entries.append(ModelEntry(directory.name, directory, config, versions, labels))
-    return entries
+    entries = (scan_model(directory) for directory in sorted(root.iterdir()))
+    return [entry for entry in entries if entry is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
@@ -28,10 +29,13 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
+        arrived_ns = time.perf_counter_ns()
         model = self._registry.get(request.model_name, request.version)
         validate_predict(request, model.info)
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._registry.executor, model.predict, request)
+        result = await loop.run_in_executor(
+            self._registry.executor, model.predict, request, arrived_ns
+        )
         return pb.PredictResponse(
             model_name=request.model_name,
             version=model.info.version,
@@ -60,3 +64,23 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         return pb.ServerInfoResponse(
             name="inferencehub-worker", version=__version__, live=True, ready=self.ready
         )
+
+    @map_errors_to_grpc
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        return pb.ModelStatisticsResponse(
+            versions=self._registry.statistics(request.name, request.version)
+        )
+
+    @map_errors_to_grpc
+    async def LoadModel(
+        self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._registry.load_model(request.name)
+
+    @map_errors_to_grpc
+    async def UnloadModel(
+        self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._registry.unload_model(request.name)

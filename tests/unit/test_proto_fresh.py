@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ("inference_pb2.py", "inference_pb2.pyi", "inference_pb2_grpc.py")
+PROTOS = ("inferencehub/v1/inference.proto", "inferencehub/kserve/grpc_predict_v2.proto")
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
@@ -20,12 +20,16 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
             f"--python_out={tmp_path}",
             f"--grpc_python_out={tmp_path}",
             f"--pyi_out={tmp_path}",
-            str(ROOT / "proto" / "inferencehub" / "v1" / "inference.proto"),
+            *(str(ROOT / "proto" / p) for p in PROTOS),
         ],
         check=True,
         timeout=60,
     )
-    for name in GENERATED:
-        fresh = (tmp_path / "inferencehub" / "v1" / name).read_text()
-        committed = (ROOT / "inferencehub" / "v1" / name).read_text()
-        assert committed == fresh, f"inferencehub/v1/{name} is stale: run scripts/gen_proto.sh"
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*_pb2*"))
+    assert len(fresh) == 3 * len(PROTOS)
+    for path in fresh:
+        committed = ROOT / path
+        assert committed.exists(), f"{path} is missing: run scripts/gen_proto.sh"
+        assert committed.read_text() == (tmp_path / path).read_text(), (
+            f"{path} is stale: run scripts/gen_proto.sh"
+        )

@@ -1,0 +1,312 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json.
+
+Written by hand next to the routes; tests/unit/test_openapi.py fails when a route is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from inferencehub import __version__
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "A version folder of the model repository.",
+}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _get(
+    summary: str, schema: dict[str, Any], *, versioned: bool = False, named: bool = True
+) -> dict[str, Any]:
+    parameters = ([_NAME] if named else []) + ([_VERSION] if versioned else [])
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {"200": _json(schema), "4XX": _ERROR, "503": _ERROR},
+        }
+    }
+
+
+def _model_routes(prefix: str, versioned: bool) -> dict[str, Any]:
+    ref = "#/components/schemas/"
+    return {
+        prefix: _get(
+            "Model metadata (KServe v2)", {"$ref": ref + "ModelMetadata"}, versioned=versioned
+        ),
+        f"{prefix}/ready": _get(
+            "Whether the model version can serve (4xx when not)",
+            {"type": "object"},
+            versioned=versioned,
+        ),
+        f"{prefix}/config": _get(
+            "Triton-style model configuration", {"$ref": ref + "ModelConfig"}, versioned=versioned
+        ),
+        f"{prefix}/stats": _get(
+            "Inference statistics (KServe statistics extension)",
+            {"$ref": ref + "Statistics"},
+            versioned=versioned,
+        ),
+        f"{prefix}/infer": {
+            "post": {
+                "summary": "Run inference (KServe v2; JSON tensors or the binary tensor "
+                "data extension with Inference-Header-Content-Length)",
+                "parameters": [_NAME]
+                + ([_VERSION] if versioned else [])
+                + [
+                    {
+                        "name": "Inference-Header-Content-Length",
+                        "in": "header",
+                        "schema": {"type": "integer"},
+                        "description": "Length of the JSON header when binary data follows it.",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": ref + "InferRequest"}},
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "application/json": {"schema": {"$ref": ref + "InferResponse"}},
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                        },
+                    },
+                    "4XX": _ERROR,
+                    "503": _ERROR,
+                },
+            }
+        },
+    }
+
+
+def _predict(versioned: bool) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Run a model on an image (image/* or application/octet-stream body) or "
+            "on JSON tensors; returns outputs and top-k classes",
+            "parameters": [_NAME] + ([_VERSION] if versioned else []),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "image/*": {"schema": {"type": "string", "format": "binary"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}},
+                },
+            },
+            "responses": {
+                "200": _json({"$ref": "#/components/schemas/PredictResponse"}),
+                "4XX": _ERROR,
+                "503": _ERROR,
+            },
+        }
+    }
+
+
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {
+            "type": "string",
+            "enum": [
+                "BOOL",
+                "UINT8",
+                "UINT16",
+                "UINT32",
+                "UINT64",
+                "INT8",
+                "INT16",
+                "INT32",
+                "INT64",
+                "FP16",
+                "FP32",
+                "FP64",
+                "BYTES",
+            ],
+        },
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "parameters": {"type": "object"},
+        "data": {
+            "description": "Row-major values, flat or nested; absent when "
+            "parameters.binary_data_size is set"
+        },
+    },
+}
+_SPEC = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+
+OPENAPI: Final[dict[str, Any]] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "InferenceHub",
+        "version": __version__,
+        "description": "KServe v2 / Open Inference Protocol plus the /v1 convenience API.",
+    },
+    "paths": {
+        "/": _get("Server name and version", {"type": "object"}, named=False),
+        "/openapi.json": _get("This document", {"type": "object"}, named=False),
+        "/v2": _get("Server metadata and protocol extensions", {"type": "object"}, named=False),
+        "/v2/health/live": _get("Liveness", {"type": "object"}, named=False),
+        "/v2/health/ready": _get(
+            "Readiness (503 until the worker serves)", {"type": "object"}, named=False
+        ),
+        "/v2/models/stats": _get(
+            "Statistics of every model", {"$ref": "#/components/schemas/Statistics"}, named=False
+        ),
+        **_model_routes("/v2/models/{name}", versioned=False),
+        **_model_routes("/v2/models/{name}/versions/{version}", versioned=True),
+        "/v2/repository/index": {
+            "post": {
+                "summary": "Every model version and its state",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"ready": {"type": "boolean"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": _json({"type": "array", "items": {"type": "object"}})},
+            }
+        },
+        "/v2/repository/models/{name}/load": {
+            "post": {
+                "summary": "(Re)load a model from the repository",
+                "parameters": [_NAME],
+                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+            }
+        },
+        "/v2/repository/models/{name}/unload": {
+            "post": {
+                "summary": "Unload a model",
+                "parameters": [_NAME],
+                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+            }
+        },
+        "/v1/models": _get(
+            "Every model with versions, states and signatures", {"type": "object"}, named=False
+        ),
+        "/v1/models/{name}": _get(
+            "One model's versions, states and signatures", {"type": "object"}
+        ),
+        "/v1/models/{name}/predict": _predict(versioned=False),
+        "/v1/models/{name}/versions/{version}/predict": _predict(versioned=True),
+    },
+    "components": {
+        "responses": {
+            "Error": _json(
+                {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
+                "What was wrong and what was expected",
+            )
+        },
+        "schemas": {
+            "ModelMetadata": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "versions": {"type": "array", "items": {"type": "string"}},
+                    "platform": {"type": "string"},
+                    "inputs": {"type": "array", "items": _SPEC},
+                    "outputs": {"type": "array", "items": _SPEC},
+                },
+            },
+            "ModelConfig": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "platform": {"type": "string"},
+                    "max_batch_size": {"type": "integer"},
+                    "input": {"type": "array", "items": {"type": "object"}},
+                    "output": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+            "Statistics": {
+                "type": "object",
+                "properties": {"model_stats": {"type": "array", "items": {"type": "object"}}},
+            },
+            "InferRequest": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "inputs": {"type": "array", "items": _TENSOR},
+                    "outputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "parameters": {"type": "object"},
+                            },
+                        },
+                    },
+                },
+            },
+            "InferResponse": {
+                "type": "object",
+                "properties": {
+                    "model_name": {"type": "string"},
+                    "model_version": {"type": "string"},
+                    "id": {"type": "string"},
+                    "outputs": {"type": "array", "items": _TENSOR},
+                },
+            },
+            "PredictResponse": {
+                "type": "object",
+                "properties": {
+                    "model_name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "request_id": {"type": "string"},
+                    "outputs": {"type": "array", "items": _TENSOR},
+                    "classifications": {
+                        "type": "array",
+                        "items": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "index": {"type": "integer"},
+                                    "label": {"type": "string"},
+                                    "score": {"type": "number"},
+                                },
+                            },
+                        },
+                    },
+                    "timing": {"type": "object"},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""Generated code for proto/inferencehub/kserve (KServe v2); see scripts/gen_proto.sh."""
