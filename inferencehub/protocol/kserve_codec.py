@@ -54,12 +54,22 @@ def _string_parameters(parameters: Mapping[str, v2.InferParameter]) -> dict[str,
     return {key: _parameter_value(value) for key, value in parameters.items()}
 
 
+def _filled_fields(tensor: v2.ModelInferRequest.InferInputTensor) -> list[str]:
+    return [descriptor.name for descriptor, _ in tensor.contents.ListFields()]
+
+
 def _typed_contents_to_bytes(tensor: v2.ModelInferRequest.InferInputTensor) -> bytes:
     field = _CONTENTS_FIELD.get(tensor.datatype)
     if field is None:
         raise InvalidRequestError(
             f"input '{tensor.name}': {tensor.datatype} cannot travel in 'contents'; "
             "send it in raw_input_contents"
+        )
+    wrong = [name for name in _filled_fields(tensor) if name != field]
+    if wrong:
+        raise InvalidRequestError(
+            f"input '{tensor.name}' ({tensor.datatype}) carries {', '.join(wrong)}; "
+            f"its values belong in contents.{field}"
         )
     values = getattr(tensor.contents, field)
     if tensor.datatype == BYTES:
@@ -83,6 +93,10 @@ def predict_request_from_grpc(request: v2.ModelInferRequest) -> pb.PredictReques
         raise InvalidRequestError(
             f"raw_input_contents holds {len(raw)} entries for {len(request.inputs)} inputs; "
             "send raw contents for every input or for none"
+        )
+    if raw and any(_filled_fields(tensor) for tensor in request.inputs):
+        raise InvalidRequestError(
+            "a request carries raw_input_contents and typed contents; use one or the other"
         )
     inputs = []
     for index, tensor in enumerate(request.inputs):

@@ -34,6 +34,11 @@ def resolve_version(model: pb.ModelInfo, requested: str) -> pb.ModelVersion:
         raise ModelNotReadyError(f"model '{model.name}' failed to load ({reasons})")
     for version in model.versions:
         if version.version == wanted:
+            if version.state == pb.ModelVersion.UNLOADED:
+                raise ModelNotReadyError(
+                    f"model '{model.name}' is unloaded; load it with "
+                    f"POST /v2/repository/models/{model.name}/load"
+                )
             if version.state != pb.ModelVersion.READY:
                 raise ModelNotReadyError(
                     f"model '{model.name}' version {wanted} failed to load: {version.error}"

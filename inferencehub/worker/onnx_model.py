@@ -186,7 +186,11 @@ class OnnxModel:
             return images_to_batch(
                 encoded, self._config.preprocess, *self._image_size, self._max_image_pixels
             )
-        return tensor_to_numpy(tensor)
+        array = tensor_to_numpy(tensor)
+        if tensor.datatype == BYTES:
+            # NOTE: ONNX Runtime's string tensors take str; it would str() bytes into "b'..'".
+            return _utf8_strings(tensor.name, array)
+        return array
 
     def _classify(self, results: dict[str, np.ndarray]) -> list[pb.Classification]:
         post = self._config.postprocess
@@ -212,3 +216,18 @@ class OnnxModel:
         if self._labels is not None and index < len(self._labels):
             return self._labels[index]
         return str(index)
+
+
+def _utf8_strings(name: str, array: np.ndarray) -> np.ndarray:
+    """BYTES elements as the str objects an ONNX string tensor holds.
+
+    Raises:
+        InvalidRequestError: an element is not UTF-8 (ONNX Runtime's strings cannot hold it).
+    """
+    try:
+        return np.array([e.decode() for e in array.reshape(-1)], dtype=object).reshape(array.shape)
+    except UnicodeDecodeError:
+        raise InvalidRequestError(
+            f"input '{name}' holds bytes that are not UTF-8; this model's string input "
+            "takes UTF-8 text only"
+        ) from None

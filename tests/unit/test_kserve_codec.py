@@ -214,3 +214,23 @@ def test_infer_response_mixes_json_and_binary_outputs() -> None:
     assert header["outputs"][0]["parameters"] == {"binary_data_size": 8}
     assert reply.body[length:] == y.tobytes()
     assert header["outputs"][1]["data"] == ["hi"]
+
+
+def test_raw_and_typed_contents_cannot_mix() -> None:
+    typed = infer_input("a", "INT64", [1])
+    typed.contents.int64_contents.append(1)
+    request = v2.ModelInferRequest(
+        inputs=[typed, infer_input("b", "FP32", [1])], raw_input_contents=[b"\0" * 8, b"\0" * 4]
+    )
+    with pytest.raises(InvalidRequestError, match="raw_input_contents and typed contents"):
+        codec.predict_request_from_grpc(request)
+
+
+def test_values_in_the_wrong_typed_field_are_named() -> None:
+    tensor = infer_input("x", "FP32", [2])
+    tensor.contents.int_contents.extend([1, 2])
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"carries int_contents; its values belong in contents\.fp32_contents",
+    ):
+        codec.predict_request_from_grpc(v2.ModelInferRequest(inputs=[tensor]))
