@@ -37,7 +37,10 @@ def perf_analyzer() -> tuple[Path, dict[str, str]]:
     if not os.access(binary, os.X_OK):
         install = subprocess.run(
             ["bash", str(REPO_ROOT / "scripts" / "install_perf_analyzer.sh"), str(home)],
-            capture_output=True, text=True, timeout=240, check=False,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
         )
         if install.returncode != 0 or not os.access(binary, os.X_OK):
             pytest.fail(
