@@ -15,6 +15,7 @@ from inferencehub import __version__
 from inferencehub.config import LogFormat, Settings, load_settings
 from inferencehub.errors import HubError
 from inferencehub.logging import configure_logging
+from inferencehub.runtime import event_loop_factory
 
 app = typer.Typer(
     name="inferencehub",
@@ -91,7 +92,8 @@ def _run_child(
         await serve(s, stop, **kwargs)
 
     try:
-        asyncio.run(run_role(serve_role, settings, lifeline=lifeline))
+        with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+            runner.run(run_role(serve_role, settings, lifeline=lifeline))
     except HubError as exc:
         err.print(f"{role}: {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -51,10 +51,10 @@ class WorkerSettings(_Section):
 
     models_dir: Path = Field(Path("models"), description="Model repository to serve.")
     inference_threads: int = Field(
-        0, ge=0, description="Concurrent inference calls (0: one per CPU core, at most 4)."
+        0, ge=0, description="Threads for inference and image decoding (0: 2 x cores, >= 4)."
     )
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime threads per call (0: cores / inference_threads)."
+        0, ge=0, description="ONNX Runtime threads per session (0: cores / instances)."
     )
     max_image_pixels: int = Field(
         50_000_000, gt=0, description="Larger images are refused (decompression-bomb guard)."
@@ -83,6 +83,9 @@ class Settings(_Section):
 
     log_level: LogLevel = Field("INFO", description="Logging level of every process.")
     log_format: LogFormat = Field("text", description="Log line format.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="Event loop of the gateway and worker (auto: uvloop if installed)."
+    )
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

@@ -91,6 +91,19 @@ def _check_private(path: Path) -> None:
         )
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop for a child role: uvloop when asked for or ("auto") when installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("event_loop = 'uvloop' but uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def notify(fd: int | None, event: str, **fields: Any) -> None:
     """Tell the supervisor about readiness or a start-up failure: one JSON line on a pipe."""
     if fd is None:

@@ -119,3 +119,32 @@ def build_repository(root: Path) -> Path:
     broken.write_bytes(b"this is not an onnx file")
     slow_model(root / "slow" / "1" / "model.onnx")
     return root
+
+
+def slow_batch_model(path: Path, iterations: int) -> Path:
+    """y = x + iterations for x float32 [N, M]: batchable, with a fixed cost per run (a Loop)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "M"])
+    one = helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0])
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Constant", [], ["one"], value=one),
+            helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None),
+        ],
+    )
+    count = numpy_helper.from_array(np.array(iterations, dtype=np.int64), "count")
+    true = numpy_helper.from_array(np.array(True), "true")
+    loop = helper.make_node("Loop", ["count", "true", "x"], ["y"], body=body)
+    graph = helper.make_graph([loop], "slow_batch", [x], [y], [count, true])
+    return _save(graph, path)

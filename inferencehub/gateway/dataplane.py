@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from inferencehub.errors import InvalidRequestError
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol.validation import resolve_version, validate_predict
 from inferencehub.v1 import inference_pb2 as pb
@@ -41,8 +42,30 @@ class DataPlane:
         request.version = version.version  # the worker runs exactly what was validated
         if not request.request_id:
             request.request_id = uuid.uuid4().hex
-        timeout = self._default_timeout_s if timeout_s is None else timeout_s
-        return await self._worker.predict(request, timeout)
+        return await self._worker.predict(request, self._timeout(request, timeout_s))
+
+    def _timeout(self, request: pb.PredictRequest, caller_s: float | None) -> float:
+        """The tightest of the caller's deadline, a `timeout` parameter (microseconds, as
+        Triton's clients send it) and the default; it travels to the worker as the deadline.
+
+        Raises:
+            InvalidRequestError: the timeout parameter is not a positive number.
+        """
+        limits = [self._default_timeout_s]
+        if caller_s is not None:
+            limits.append(caller_s)
+        raw = request.parameters.get("timeout")
+        if raw is not None:
+            try:
+                micros = float(raw)
+            except ValueError:
+                micros = -1.0
+            if not micros > 0:
+                raise InvalidRequestError(
+                    f"parameter 'timeout' must be a positive number of microseconds, not {raw!r}"
+                )
+            limits.append(micros / 1e6)
+        return min(limits)
 
     async def resolve(self, name: str, version: str) -> pb.ModelVersion:
         return resolve_version(await self._worker.model(name), version)

@@ -35,7 +35,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 async def hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
     status = HTTP_STATUS[exc.code]
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
     return error_response(status, exc.message, headers)
 
 

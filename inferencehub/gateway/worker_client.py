@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferencehub.errors import HubError, WorkerUnavailableError
+from inferencehub.gateway.coalescer import Coalescer
 from inferencehub.protocol.status import error_from_rpc
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb
@@ -26,6 +27,9 @@ CONTROL_TIMEOUT_S = 5.0
 HEALTH_TIMEOUT_S = 1.0
 # A cache miss may refresh the signatures at most this often (unknown names are cheap to send).
 MISS_REFRESH_INTERVAL_S = 1.0
+# Calls in flight per model version on the hop, and requests per call (see coalescer.py).
+HOP_MAX_CALLS = 2
+HOP_MAX_BATCH = 64
 
 
 class GrpcWorkerClient:
@@ -41,6 +45,7 @@ class GrpcWorkerClient:
             ],
         )
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._coalescer = Coalescer(self._stub, max_calls=HOP_MAX_CALLS, max_batch=HOP_MAX_BATCH)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._refresh_s = refresh_s
         self._models: dict[str, pb.ModelInfo] = {}
@@ -54,6 +59,7 @@ class GrpcWorkerClient:
         self._refresher = asyncio.create_task(self._follow(), name="worker-metadata")
 
     async def close(self) -> None:
+        await self._coalescer.close()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,12 +102,17 @@ class GrpcWorkerClient:
         return info
 
     async def predict(self, request: pb.PredictRequest, timeout_s: float) -> pb.PredictResponse:
-        """Run a request on the worker within `timeout_s`.
+        """Run a request on the worker within `timeout_s` (coalesced with concurrent ones).
 
         Raises:
             HubError: whatever the worker answered, or WorkerUnavailableError.
         """
-        return await self._call(self._stub.Predict(request, timeout=timeout_s))
+        request.timeout_s = timeout_s
+        return await self._coalescer.predict(request)
+
+    @property
+    def coalescer(self) -> Coalescer:
+        return self._coalescer
 
     async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
         request = pb.ModelStatisticsRequest(name=name, version=version)

@@ -100,6 +100,8 @@ def response_to_json(response: pb.PredictResponse) -> dict[str, Any]:
             "preprocess_ms": response.timing.preprocess_ms,
             "inference_ms": response.timing.inference_ms,
             "postprocess_ms": response.timing.postprocess_ms,
+            "queue_ms": response.timing.queue_ms,
+            "batch_size": response.timing.batch_size,
         },
     }
 

@@ -38,6 +38,22 @@ _CODE_BY_GRPC: Final[Mapping[grpc.StatusCode, ErrorCode]] = {
     status: code for code, status in GRPC_STATUS.items()
 }
 
+_STATUS_BY_NUMBER: Final[Mapping[int, grpc.StatusCode]] = {
+    status.value[0]: status for status in grpc.StatusCode
+}
+
+
+def status_number(code: ErrorCode) -> int:
+    """The numeric gRPC status of an error code, for errors carried inside a message."""
+    return int(GRPC_STATUS[code].value[0])
+
+
+def error_from_status(number: int, message: str) -> HubError:
+    """The HubError for a numeric gRPC status carried inside a message."""
+    status = _STATUS_BY_NUMBER.get(number, grpc.StatusCode.INTERNAL)
+    return error_for(_CODE_BY_GRPC.get(status, ErrorCode.INTERNAL), message)
+
+
 RpcMethod = TypeVar("RpcMethod", bound=Callable[..., Awaitable[Any]])
 
 

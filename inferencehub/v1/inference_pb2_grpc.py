@@ -39,6 +39,11 @@ class InferenceServiceStub(object):
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
                 response_deserializer=inferencehub_dot_v1_dot_inference__pb2.PredictResponse.FromString,
                 _registered_method=True)
+        self.PredictMany = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/PredictMany',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.PredictManyRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.PredictManyResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/inferencehub.v1.InferenceService/ListModels',
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.ListModelsRequest.SerializeToString,
@@ -76,6 +81,14 @@ class InferenceServiceServicer(object):
 
     def Predict(self, request, context):
         """Run one model version on a batch of inputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PredictMany(self, request, context):
+        """Several independent predictions in one call: the gateway coalesces concurrent requests
+        on the hop to the worker, so the per-call cost is shared. Each result stands alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +143,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.Predict,
                     request_deserializer=inferencehub_dot_v1_dot_inference__pb2.PredictRequest.FromString,
                     response_serializer=inferencehub_dot_v1_dot_inference__pb2.PredictResponse.SerializeToString,
+            ),
+            'PredictMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictMany,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.PredictManyRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.PredictManyResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -189,6 +207,33 @@ class InferenceService(object):
             '/inferencehub.v1.InferenceService/Predict',
             inferencehub_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
             inferencehub_dot_v1_dot_inference__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/PredictMany',
+            inferencehub_dot_v1_dot_inference__pb2.PredictManyRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.PredictManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,11 +51,11 @@ async def run_worker(
     except HubError as exc:
         notify(notify_fd, "error", message=exc.message)
         await server.stop(grace=None)
-        registry.close()
+        await registry.close()
         raise
     except RuntimeError as exc:  # grpc: "Failed to bind"
         notify(notify_fd, "error", message=f"cannot listen on {address}: {exc}")
-        registry.close()
+        await registry.close()
         raise
     try:
         servicer.ready = True
@@ -68,4 +68,4 @@ async def run_worker(
         logger.info("worker stopping")
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=settings.worker.shutdown_grace_s)
-        registry.close()
+        await registry.close()

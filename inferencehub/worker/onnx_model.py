@@ -1,4 +1,4 @@
-"""One loaded model version: an ONNX Runtime session plus its pre/post-processing."""
+"""One loaded model version: its ONNX Runtime sessions plus pre/post-processing."""
 
 from __future__ import annotations
 
@@ -30,17 +30,29 @@ def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Prediction:
+class ItemResult:
+    """One request's share of a batch run."""
+
     outputs: list[pb.Tensor]
     classifications: list[pb.Classification]
-    timing: pb.Timing
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRun:
+    """What a batch run returns: per-item results and when each phase ended."""
+
+    items: list[ItemResult]
+    merged_ns: int
+    computed_ns: int
+    done_ns: int
 
 
 class OnnxModel:
-    """A model version ready to run; `predict` is blocking and runs on the worker's pool."""
+    """A model version ready to run. Decoding and `run` are blocking: call them from the pool."""
 
     def __init__(
         self,
+        name: str,
         version: str,
         path: Path,
         config: ModelConfig,
@@ -53,14 +65,22 @@ class OnnxModel:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # ORT's warnings go to its own stderr otherwise
-        self._session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
+        # NOTE: ORT's pool threads spin between runs by default, burning the cores the gateway
+        # and the other models need; on a small box that costs more than the wake-up latency.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._sessions = [
+            ort.InferenceSession(str(path), options, providers=PROVIDERS)
+            for _ in range(config.instances)
+        ]
         self._config = config
         self._labels = labels
+        self.name = name
         self._max_image_pixels = max_image_pixels
         self.stats = VersionStatistics()
-        self.inputs = [_spec(a) for a in self._session.get_inputs()]
-        self.outputs = [_spec(a) for a in self._session.get_outputs()]
-        self.provider = self._session.get_providers()[0]
+        first = self._sessions[0]
+        self.inputs = [_spec(a) for a in first.get_inputs()]
+        self.outputs = [_spec(a) for a in first.get_outputs()]
+        self.provider = first.get_providers()[0]
         self.info = pb.ModelVersion(
             version=version,
             state=pb.ModelVersion.READY,
@@ -68,7 +88,16 @@ class OnnxModel:
             inputs=self.inputs,
             outputs=self.outputs,
             max_batch_size=self._max_batch_size(config),
+            instances=config.instances,
+            max_queue_size=config.max_queue_size,
         )
+        if self.info.max_batch_size > 0 and config.batching.enabled:
+            self.info.dynamic_batching.CopyFrom(
+                pb.DynamicBatching(
+                    max_queue_delay_us=config.batching.max_queue_delay_us,
+                    preferred_batch_sizes=config.batching.preferred_batch_sizes,
+                )
+            )
         self._image_size: tuple[int, int] | None = None
         if config.preprocess is not None:
             self._image_size = self._check_image_input()
@@ -123,57 +152,65 @@ class OnnxModel:
             raise ConfigError(f"[postprocess] output {name!r} is not one of {names}")
         return name
 
-    def predict(self, request: pb.PredictRequest, arrived_ns: int) -> Prediction:
-        """Decode inputs, run the session, encode outputs (blocking; call from the pool).
+    @property
+    def batching(self) -> bool:
+        return self.info.HasField("dynamic_batching")
 
-        `arrived_ns` (time.perf_counter_ns) is when the request reached the worker, so the
-        wait for a free inference thread counts as queue time.
+    def decode_inputs(self, request: pb.PredictRequest) -> dict[str, np.ndarray]:
+        """The request's tensors as ONNX Runtime feeds (images decoded and preprocessed).
 
         Raises:
-            InvalidRequestError: an input cannot be decoded or ONNX Runtime rejects it.
+            InvalidRequestError: an image cannot be decoded or a string is not UTF-8.
+        """
+        return {tensor.name: self._decode_input(tensor) for tensor in request.inputs}
+
+    @property
+    def decoding_is_heavy(self) -> bool:
+        """Image decoding belongs on the pool; raw tensors decode in microseconds."""
+        return self._image_size is not None
+
+    def run(
+        self, instance: int, feeds: list[dict[str, np.ndarray]], outputs: list[str]
+    ) -> BatchRun:
+        """Run several requests' feeds as one batch and split the outputs back per request.
+
+        Raises:
+            InvalidRequestError: ONNX Runtime rejects the inputs.
             InternalError: ONNX Runtime failed for another reason (logged here).
         """
-        started = time.perf_counter_ns()
+        if len(feeds) == 1:
+            merged = feeds[0]
+        else:
+            merged = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
+        merged_ns = time.perf_counter_ns()
+        wanted = outputs or [s.name for s in self.outputs]
         try:
-            outputs, classifications, batch, (prepared, computed) = self._run(request)
-        except Exception:
-            self.stats.record_failure(time.perf_counter_ns() - arrived_ns)
-            raise
-        done = time.perf_counter_ns()
-        self.stats.record_success(
-            batch, started - arrived_ns, prepared - started, computed - prepared, done - computed
-        )
-        timing = pb.Timing(
-            preprocess_ms=(prepared - started) / 1e6,
-            inference_ms=(computed - prepared) / 1e6,
-            postprocess_ms=(done - computed) / 1e6,
-        )
-        return Prediction(outputs, classifications, timing)
-
-    def _run(
-        self, request: pb.PredictRequest
-    ) -> tuple[list[pb.Tensor], list[pb.Classification], int, tuple[int, int]]:
-        """Returns outputs, classifications, batch size, and when inputs and compute were done."""
-        feeds = {tensor.name: self._decode_input(tensor) for tensor in request.inputs}
-        prepared = time.perf_counter_ns()
-        wanted = list(request.outputs) or [s.name for s in self.outputs]
-        try:
-            results = self._session.run(wanted, feeds)
+            results = self._sessions[instance].run(wanted, merged)
         except (
             ort.capi.onnxruntime_pybind11_state.InvalidArgument,
             ort.capi.onnxruntime_pybind11_state.InvalidGraph,
         ) as exc:
             raise InvalidRequestError(f"the model rejected the inputs: {exc}") from None
         except Exception:
-            logger.exception("inference failed (request %s)", request.request_id)
+            logger.exception("inference failed (%s version %s)", self.name, self.info.version)
             raise InternalError("inference failed; see the worker log") from None
-        computed = time.perf_counter_ns()
-        outputs = [
-            tensor_from_numpy(n, np.asarray(a)) for n, a in zip(wanted, results, strict=True)
-        ]
-        classifications = self._classify(dict(zip(wanted, results, strict=True)))
-        batch = next((int(a.shape[0]) for a in feeds.values() if a.ndim > 0), 1)
-        return outputs, classifications, batch, (prepared, computed)
+        computed_ns = time.perf_counter_ns()
+        items = []
+        offset = 0
+        for request_feeds in feeds:
+            size = _batch_of(request_feeds) if len(feeds) > 1 else None
+            part = [r if size is None else r[offset : offset + size] for r in results]
+            offset += size or 0
+            items.append(
+                ItemResult(
+                    outputs=[
+                        tensor_from_numpy(n, np.asarray(a))
+                        for n, a in zip(wanted, part, strict=True)
+                    ],
+                    classifications=self._classify(dict(zip(wanted, part, strict=True))),
+                )
+            )
+        return BatchRun(items, merged_ns, computed_ns, time.perf_counter_ns())
 
     def _decode_input(self, tensor: pb.Tensor) -> np.ndarray:
         if (
@@ -216,6 +253,10 @@ class OnnxModel:
         if self._labels is not None and index < len(self._labels):
             return self._labels[index]
         return str(index)
+
+
+def _batch_of(feeds: dict[str, np.ndarray]) -> int:
+    return int(next(iter(feeds.values())).shape[0])
 
 
 def _utf8_strings(name: str, array: np.ndarray) -> np.ndarray:

@@ -14,16 +14,19 @@ from inferencehub.protocol.validation import missing_model_error, resolve_versio
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.onnx_model import OnnxModel
 from inferencehub.worker.repository import ModelEntry, scan_model, scan_repository
+from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
 
 
-def thread_layout(settings: WorkerSettings, cores: int | None = None) -> tuple[int, int]:
-    """(concurrent inference calls, ORT intra-op threads each): sized together to fit the cores."""
-    cores = cores or os.cpu_count() or 1
-    calls = settings.inference_threads or min(cores, 4)
-    intra = settings.intra_op_threads or max(1, cores // calls)
-    return calls, intra
+def pool_size(settings: WorkerSettings, cores: int | None = None) -> int:
+    """Threads for blocking work; concurrency per model is bounded by its instances."""
+    return settings.inference_threads or max(4, 2 * (cores or os.cpu_count() or 1))
+
+
+def intra_op_threads(settings: WorkerSettings, instances: int, cores: int | None = None) -> int:
+    """ORT threads per session, so that a version's instances x threads fit the cores."""
+    return settings.intra_op_threads or max(1, (cores or os.cpu_count() or 1) // instances)
 
 
 class ModelRegistry:
@@ -32,9 +35,10 @@ class ModelRegistry:
     def __init__(self, root: Path, settings: WorkerSettings) -> None:
         self._root = root
         self._settings = settings
-        calls, self._intra_op_threads = thread_layout(settings)
-        self._executor = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="inference")
-        self._models: dict[str, dict[str, OnnxModel]] = {}
+        self._executor = ThreadPoolExecutor(
+            max_workers=pool_size(settings), thread_name_prefix="inference"
+        )
+        self._models: dict[str, dict[str, ModelScheduler]] = {}
         self._infos: dict[str, pb.ModelInfo] = {}
         self._loading = asyncio.Lock()  # one (re)load at a time; lookups never wait for it
 
@@ -77,7 +81,8 @@ class ModelRegistry:
         """
         async with self._loading:
             info = self.model_info(name)
-            self._models.pop(name, None)
+            for scheduler in self._models.pop(name, {}).values():
+                await scheduler.close()
             unloaded = pb.ModelInfo(name=name, default_version=info.default_version)
             for version in info.versions:
                 unloaded.versions.append(
@@ -95,8 +100,12 @@ class ModelRegistry:
             # probes answered while large models load.
             loop = asyncio.get_running_loop()
             info, models = await loop.run_in_executor(self._executor, self._load_model, entry)
-            self._models[entry.name] = models  # swapped on the loop thread: lookups see one or
-            self._infos[entry.name] = info  # the other, never a half-loaded model
+            schedulers = {v: ModelScheduler(m, self._executor) for v, m in models.items()}
+            retired = self._models.get(entry.name, {})
+            self._models[entry.name] = schedulers  # swapped on the loop thread: lookups see one
+            self._infos[entry.name] = info  # or the other, never a half-loaded model
+            for scheduler in retired.values():
+                await scheduler.close()  # requests queued on the old sessions still finish
 
     def _load_model(self, entry: ModelEntry) -> tuple[pb.ModelInfo, dict[str, OnnxModel]]:
         info = pb.ModelInfo(name=entry.name)
@@ -109,11 +118,12 @@ class ModelRegistry:
             else:
                 try:
                     model = OnnxModel(
+                        entry.name,
                         v.version,
                         v.path,
                         entry.config,
                         entry.labels,
-                        intra_op_threads=self._intra_op_threads,
+                        intra_op_threads=intra_op_threads(self._settings, entry.config.instances),
                         max_image_pixels=self._settings.max_image_pixels,
                     )
                 except HubError as exc:
@@ -142,8 +152,8 @@ class ModelRegistry:
             raise missing_model_error(name, list(self._infos))
         return info
 
-    def get(self, name: str, version: str) -> OnnxModel:
-        """The loaded model for a name and version ("" = default).
+    def get(self, name: str, version: str) -> ModelScheduler:
+        """The scheduler of the loaded model for a name and version ("" = default).
 
         Raises:
             ModelNotFoundError: unknown model or version.
@@ -160,17 +170,21 @@ class ModelRegistry:
         """
         if not name:
             return [
-                model.stats.to_proto(n, v)
+                scheduler.model.stats.to_proto(n, v)
                 for n in sorted(self._models)
-                for v, model in sorted(self._models[n].items(), key=lambda item: int(item[0]))
+                for v, scheduler in sorted(self._models[n].items(), key=lambda i: int(i[0]))
             ]
         if version:
-            return [self.get(name, version).stats.to_proto(name, version)]
+            return [self.get(name, version).model.stats.to_proto(name, version)]
         self.model_info(name)
         loaded = self._models.get(name, {})
-        return [loaded[v].stats.to_proto(name, v) for v in sorted(loaded, key=int)]
+        return [loaded[v].model.stats.to_proto(name, v) for v in sorted(loaded, key=int)]
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Finish queued requests, then stop the pool."""
+        for schedulers in self._models.values():
+            for scheduler in schedulers.values():
+                await scheduler.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -50,6 +50,21 @@ class PostprocessConfig(_Strict):
     labels: str | None = Field(None, description="File beside model.toml, one label a line.")
 
 
+class BatchingConfig(_Strict):
+    """Dynamic batching of concurrent requests (models with a dynamic first dimension)."""
+
+    enabled: bool = True
+    max_queue_delay_us: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Wait this long for more requests once an instance is free (0 = never).",
+    )
+    preferred_batch_sizes: tuple[int, ...] = Field(
+        (), description="Stop waiting early once a batch reaches one of these sizes."
+    )
+
+
 class ModelConfig(_Strict):
     """The optional models/NAME/model.toml."""
 
@@ -57,6 +72,11 @@ class ModelConfig(_Strict):
     max_batch_size: int | None = Field(
         None, ge=0, description="Largest batch accepted; default 64 for batchable models."
     )
+    instances: int = Field(1, ge=1, le=64, description="ONNX Runtime sessions per version.")
+    max_queue_size: int = Field(
+        128, ge=1, description="Queued requests per version before new ones get 429."
+    )
+    batching: BatchingConfig = BatchingConfig()
     preprocess: PreprocessConfig | None = None
     postprocess: PostprocessConfig | None = None
 

@@ -9,7 +9,8 @@ import time
 import grpc
 
 from inferencehub import __version__
-from inferencehub.protocol.status import map_errors_to_grpc
+from inferencehub.errors import ErrorCode, HubError
+from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.validation import validate_predict
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -29,16 +30,41 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
+        limits = [t for t in (context.time_remaining(), request.timeout_s) if t]
+        return await self._predict(request, min(limits) if limits else None)
+
+    @map_errors_to_grpc
+    async def PredictMany(
+        self, request: pb.PredictManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PredictManyResponse:
+        results = await asyncio.gather(*(self._result(r) for r in request.requests))
+        return pb.PredictManyResponse(results=results)
+
+    async def _result(self, request: pb.PredictRequest) -> pb.PredictResult:
+        """One prediction of a PredictMany: its own deadline, its own error."""
+        try:
+            return pb.PredictResult(
+                response=await self._predict(request, request.timeout_s or None)
+            )
+        except HubError as exc:
+            error = pb.PredictError(code=status_number(exc.code), message=exc.message)
+        except Exception:
+            logger.exception("unhandled error in PredictMany (request %s)", request.request_id)
+            error = pb.PredictError(
+                code=status_number(ErrorCode.INTERNAL), message="internal error; see the log"
+            )
+        return pb.PredictResult(error=error)
+
+    async def _predict(
+        self, request: pb.PredictRequest, timeout_s: float | None
+    ) -> pb.PredictResponse:
         arrived_ns = time.perf_counter_ns()
-        model = self._registry.get(request.model_name, request.version)
-        validate_predict(request, model.info)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self._registry.executor, model.predict, request, arrived_ns
-        )
+        scheduler = self._registry.get(request.model_name, request.version)
+        validate_predict(request, scheduler.model.info)
+        result = await scheduler.submit(request, timeout_s, arrived_ns)
         return pb.PredictResponse(
             model_name=request.model_name,
-            version=model.info.version,
+            version=scheduler.model.info.version,
             outputs=result.outputs,
             classifications=result.classifications,
             request_id=request.request_id,

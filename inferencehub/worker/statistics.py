@@ -36,19 +36,32 @@ class VersionStatistics:
         self._inference_count = 0
         self._execution_count = 0
         self._last_inference_ms = 0
+        self._batches: dict[int, tuple[_Duration, _Duration, _Duration]] = {}
 
     def record_success(
-        self, batch: int, queue_ns: int, input_ns: int, infer_ns: int, output_ns: int
+        self, items: int, queue_ns: int, input_ns: int, infer_ns: int, output_ns: int
     ) -> None:
+        """One request answered; a merged batch's compute counts for each of its requests."""
         with self._lock:
             self._success.add(queue_ns + input_ns + infer_ns + output_ns)
             self._queue.add(queue_ns)
             self._compute_input.add(input_ns)
             self._compute_infer.add(infer_ns)
             self._compute_output.add(output_ns)
-            self._inference_count += batch
-            self._execution_count += 1
+            self._inference_count += items
             self._last_inference_ms = time.time_ns() // 1_000_000
+
+    def record_execution(
+        self, batch_size: int, input_ns: int, infer_ns: int, output_ns: int
+    ) -> None:
+        """One ONNX Runtime run of `batch_size` items (the batch-size histogram)."""
+        with self._lock:
+            self._execution_count += 1
+            durations = self._batches.setdefault(
+                batch_size, (_Duration(), _Duration(), _Duration())
+            )
+            for duration, ns in zip(durations, (input_ns, infer_ns, output_ns), strict=True):
+                duration.add(ns)
 
     def record_failure(self, elapsed_ns: int) -> None:
         with self._lock:
@@ -68,4 +81,13 @@ class VersionStatistics:
                 compute_input=self._compute_input.to_proto(),
                 compute_infer=self._compute_infer.to_proto(),
                 compute_output=self._compute_output.to_proto(),
+                batches=[
+                    pb.BatchStatistics(
+                        batch_size=size,
+                        compute_input=durations[0].to_proto(),
+                        compute_infer=durations[1].to_proto(),
+                        compute_output=durations[2].to_proto(),
+                    )
+                    for size, durations in sorted(self._batches.items())
+                ],
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 from pathlib import Path
 
 import grpc
@@ -185,3 +186,22 @@ def test_reflection_lists_every_service(channel) -> None:
 def test_openapi_document_is_served(hub: Hub) -> None:
     document = httpx.get(f"{hub.http_url}/openapi.json").json()
     assert "/v2/models/{name}/infer" in document["paths"]
+
+
+def test_timeout_parameter_bounds_the_request(hub: Hub) -> None:
+    body = {
+        "parameters": {"timeout": 200_000},  # microseconds, as tritonclient sends it
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [1], "data": [0.0]},
+            {"name": "iterations", "datatype": "INT64", "shape": [], "data": 5_000_000},
+        ],
+    }
+    started = time.monotonic()
+    reply = httpx.post(f"{hub.http_url}/v2/models/slow/infer", json=body, timeout=30)
+    assert reply.status_code == 504
+    assert "deadline" in reply.json()["error"]
+    assert time.monotonic() - started < 2.0  # answered at its deadline, not after the compute
+    bad = {**body, "parameters": {"timeout": "soon"}}
+    reply = httpx.post(f"{hub.http_url}/v2/models/slow/infer", json=bad, timeout=30)
+    assert reply.status_code == 400
+    assert "positive number of microseconds" in reply.json()["error"]

@@ -1,0 +1,135 @@
+"""The worker's scheduler: merges concurrent requests, splits results back, bounds its queue,
+drops expired requests before compute, and runs several instances (worker in-process, real ORT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.v1 import inference_pb2_grpc
+from tests.integration.test_worker import running_worker
+from tests.model_builders import slow_batch_model
+
+ITERATIONS = 100_000  # ~0.1-0.3 s per run on this class of machine, whatever the batch size
+
+
+@pytest.fixture(scope="module")
+def batching_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("batching")
+    slow_batch_model(root / "slow" / "1" / "model.onnx", ITERATIONS)
+    slow_batch_model(root / "tight" / "1" / "model.onnx", ITERATIONS)
+    (root / "tight" / "model.toml").write_text("max_queue_size = 2\n")
+    slow_batch_model(root / "unbatched" / "1" / "model.onnx", ITERATIONS)
+    (root / "unbatched" / "model.toml").write_text("[batching]\nenabled = false\n")
+    slow_batch_model(root / "pair" / "1" / "model.onnx", ITERATIONS)
+    (root / "pair" / "model.toml").write_text("instances = 2\n[batching]\nenabled = false\n")
+    return root
+
+
+@asynccontextmanager
+async def worker_stub(
+    repo: Path, uds_dir: Path
+) -> AsyncIterator[inference_pb2_grpc.InferenceServiceStub]:
+    async with running_worker(repo, f"unix://{uds_dir}/w.sock") as channel:
+        yield inference_pb2_grpc.InferenceServiceStub(channel)
+
+
+def request(model: str, x: np.ndarray) -> pb.PredictRequest:
+    return pb.PredictRequest(model_name=model, inputs=[tensor_from_numpy("x", x)])
+
+
+async def test_concurrent_requests_merge_and_split_without_cross_talk(
+    batching_repo: Path, uds_dir: Path
+) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        first = asyncio.ensure_future(stub.Predict(request("slow", np.zeros((1, 3), np.float32))))
+        await asyncio.sleep(0.05)  # the first runs alone; the rest queue behind it
+        inputs = [np.full((k, 3), float(i), np.float32) for i, k in enumerate((1, 2, 1, 3), 1)]
+        replies = await asyncio.gather(*(stub.Predict(request("slow", x)) for x in inputs))
+        await first
+        for x, reply in zip(inputs, replies, strict=True):
+            np.testing.assert_array_equal(tensor_to_numpy(reply.outputs[0]), x + ITERATIONS)
+        assert {r.timing.batch_size for r in replies} == {4}
+        stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name="slow"))
+        (versions,) = stats.versions
+        assert versions.inference_count == 1 + 7
+        assert versions.execution_count == 2
+        assert {(b.batch_size, b.compute_infer.count) for b in versions.batches} == {(1, 1), (7, 1)}
+
+
+async def test_different_non_batch_shapes_never_merge(batching_repo: Path, uds_dir: Path) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        first = asyncio.ensure_future(stub.Predict(request("slow", np.zeros((1, 2), np.float32))))
+        await asyncio.sleep(0.05)
+        wide = [np.full((1, 3), 5.0, np.float32), np.full((1, 3), 6.0, np.float32)]
+        narrow = [np.full((1, 2), 7.0, np.float32)]
+        replies = await asyncio.gather(*(stub.Predict(request("slow", x)) for x in wide + narrow))
+        await first
+        for x, reply in zip(wide + narrow, replies, strict=True):
+            np.testing.assert_array_equal(tensor_to_numpy(reply.outputs[0]), x + ITERATIONS)
+        assert [r.timing.batch_size for r in replies] == [2, 2, 1]
+
+
+async def test_full_queue_refuses_at_once(batching_repo: Path, uds_dir: Path) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        x = np.zeros((1, 1), np.float32)
+        busy = asyncio.ensure_future(stub.Predict(request("tight", x)))
+        await asyncio.sleep(0.05)
+        results = await asyncio.gather(
+            *(stub.Predict(request("tight", x)) for _ in range(5)), return_exceptions=True
+        )
+        await busy
+        refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+        assert len(refused) == 3
+        assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert "max_queue_size" in refused[0].details()
+
+
+async def test_request_expiring_in_the_queue_is_never_computed(
+    batching_repo: Path, uds_dir: Path
+) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        x = np.zeros((1, 1), np.float32)
+        busy = asyncio.ensure_future(stub.Predict(request("unbatched", x)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Predict(request("unbatched", x), timeout=0.02)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await busy
+        async with asyncio.timeout(10):  # the runner reaches the expired request and drops it
+            while True:
+                stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name="unbatched"))
+                if stats.versions[0].fail.count:
+                    break
+                await asyncio.sleep(0.05)
+        assert stats.versions[0].fail.count == 1
+        assert stats.versions[0].execution_count == 1
+
+
+async def test_unbatched_model_runs_requests_one_by_one(batching_repo: Path, uds_dir: Path) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        x = np.ones((1, 1), np.float32)
+        replies = await asyncio.gather(*(stub.Predict(request("unbatched", x)) for _ in range(3)))
+        assert [r.timing.batch_size for r in replies] == [1, 1, 1]
+        info = await stub.GetModel(pb.GetModelRequest(name="unbatched"))
+        assert not info.versions[0].HasField("dynamic_batching")
+
+
+async def test_two_instances_run_side_by_side(batching_repo: Path, uds_dir: Path) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub:
+        info = await stub.GetModel(pb.GetModelRequest(name="pair"))
+        assert info.versions[0].instances == 2
+        x = np.ones((1, 1), np.float32)
+        replies = await asyncio.gather(*(stub.Predict(request("pair", x)) for _ in range(2)))
+        # Neither waited for the other: each queued far less than one run takes.
+        for reply in replies:
+            assert reply.timing.queue_ms < reply.timing.inference_ms / 2
