@@ -11,9 +11,6 @@ from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.status import map_errors_to_grpc
 
-# Model instances per version as reported in ModelConfig (one session per version today).
-INSTANCES = 1
-
 
 class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
     """Each RPC converts at the edge and calls the DataPlane, as the v1 servicer does."""
@@ -69,7 +66,7 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.ModelConfigRequest, context: grpc.aio.ServicerContext
     ) -> v2.ModelConfigResponse:
         model, version = await self._dataplane.model_version(request.name, request.version)
-        return codec.model_config_to_grpc(codec.model_config(model, version, INSTANCES))
+        return codec.model_config_to_grpc(codec.model_config(model, version))
 
     @map_errors_to_grpc
     async def ModelStatistics(

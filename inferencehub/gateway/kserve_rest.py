@@ -12,7 +12,6 @@ from starlette.routing import Route
 from inferencehub.errors import InvalidRequestError
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.http_common import JSONResponse, read_body
-from inferencehub.gateway.kserve_grpc import INSTANCES
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.json_codec import tensor_from_json
 from inferencehub.v1 import inference_pb2 as pb
@@ -175,7 +174,7 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
 
     async def config(request: Request) -> Response:
         model, version = await model_version(request)
-        return JSONResponse(codec.model_config(model, version, INSTANCES))
+        return JSONResponse(codec.model_config(model, version))
 
     async def stats(request: Request) -> Response:
         params = request.path_params

@@ -159,7 +159,7 @@ def _dims(spec: pb.TensorSpec, batched: bool) -> list[int]:
     return list(spec.shape[1:] if batched else spec.shape)
 
 
-def model_config(model: pb.ModelInfo, version: pb.ModelVersion, instances: int) -> dict[str, Any]:
+def model_config(model: pb.ModelInfo, version: pb.ModelVersion) -> dict[str, Any]:
     """Triton's model configuration, as much of it as clients read (REST JSON form).
 
     With max_batch_size > 0, dims leave out the batch dimension, as Triton's do.
@@ -186,8 +186,20 @@ def model_config(model: pb.ModelInfo, version: pb.ModelVersion, instances: int) 
             {"name": s.name, "data_type": config_datatype(s.datatype), "dims": _dims(s, batched)}
             for s in version.outputs
         ],
-        "instance_group": [{"name": model.name, "kind": "KIND_CPU", "count": instances}],
+        "instance_group": [
+            {"name": model.name, "kind": "KIND_CPU", "count": max(version.instances, 1)}
+        ],
         "default_model_filename": "model.onnx",
+        **(
+            {
+                "dynamic_batching": {
+                    "preferred_batch_size": list(version.dynamic_batching.preferred_batch_sizes),
+                    "max_queue_delay_microseconds": version.dynamic_batching.max_queue_delay_us,
+                }
+            }
+            if version.HasField("dynamic_batching")
+            else {}
+        ),
     }
 
 
@@ -202,6 +214,9 @@ def model_config_to_grpc(config: Mapping[str, Any]) -> v2.ModelConfigResponse:
             output=[v2.ModelOutput(**o) for o in config["output"]],
             instance_group=[v2.ModelInstanceGroup(**g) for g in config["instance_group"]],
             default_model_filename=config["default_model_filename"],
+            dynamic_batching=v2.ModelDynamicBatching(**config["dynamic_batching"])
+            if "dynamic_batching" in config
+            else None,
         )
     )
 

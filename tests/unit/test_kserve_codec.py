@@ -17,6 +17,8 @@ VERSION = pb.ModelVersion(
     version="3",
     state=pb.ModelVersion.READY,
     max_batch_size=64,
+    instances=2,
+    dynamic_batching=pb.DynamicBatching(max_queue_delay_us=500, preferred_batch_sizes=[8]),
     inputs=[pb.TensorSpec(name="images", datatype="FP32", shape=[-1, 3, 8, 8])],
     outputs=[pb.TensorSpec(name="names", datatype="BYTES", shape=[-1, 1])],
     image=pb.ImageInput(input="images", layout="NCHW"),
@@ -101,13 +103,19 @@ def test_raw_contents_must_cover_every_input() -> None:
 
 
 def test_config_drops_the_batch_dim_and_uses_triton_type_names() -> None:
-    config = codec.model_config(MODEL, VERSION, 1)
+    config = codec.model_config(MODEL, VERSION)
     assert config["max_batch_size"] == 64
     assert config["input"] == [
         {"name": "images", "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [3, 8, 8]}
     ]
     assert config["output"] == [{"name": "names", "data_type": "TYPE_STRING", "dims": [1]}]
+    assert config["instance_group"][0]["count"] == 2
+    assert config["dynamic_batching"] == {
+        "preferred_batch_size": [8],
+        "max_queue_delay_microseconds": 500,
+    }
     grpc_config = codec.model_config_to_grpc(config).config
+    assert grpc_config.dynamic_batching.max_queue_delay_microseconds == 500
     assert grpc_config.input[0].data_type == v2.TYPE_FP32
     assert list(grpc_config.output[0].dims) == [1]
 
