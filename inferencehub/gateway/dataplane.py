@@ -18,7 +18,8 @@ class DataPlane:
         self._default_timeout_s = default_timeout_s
 
     async def ready(self) -> bool:
-        return await self._worker.is_serving()
+        """From the last health check (every second): never waits on a busy worker."""
+        return self._worker.serving
 
     async def list_models(self) -> list[pb.ModelInfo]:
         return await self._worker.refresh()

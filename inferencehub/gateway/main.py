@@ -137,9 +137,9 @@ async def _stop_when_set(
 async def _mirror_worker_health(
     worker: GrpcWorkerClient, health_servicer: health.aio.HealthServicer
 ) -> None:
-    """Public gRPC health says SERVING only while the worker does (as /v2/health/ready)."""
+    """Follow the worker's health: /v2/health/ready and public gRPC health answer from it."""
     while True:
-        serving = await worker.is_serving()
+        serving = await worker.check_health()
         await health_servicer.set("", SERVING if serving else NOT_SERVING)
         await asyncio.sleep(HEALTH_POLL_S)
 

@@ -51,9 +51,21 @@ class GrpcWorkerClient:
         self._models: dict[str, pb.ModelInfo] = {}
         self._refreshed_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
+        self._serving = False
+
+    @property
+    def serving(self) -> bool:
+        """The worker's health as last checked: readiness never waits on the worker."""
+        return self._serving
+
+    async def check_health(self) -> bool:
+        """Ask the worker's health service (1 s deadline) and remember the answer."""
+        self._serving = await self._probe_health()
+        return self._serving
 
     async def start(self) -> None:
-        """Read the signatures once, then follow changes in the background."""
+        """Read the signatures and health once, then follow changes in the background."""
+        await self.check_health()
         with contextlib.suppress(HubError):
             await self.refresh()
         self._refresher = asyncio.create_task(self._follow(), name="worker-metadata")
@@ -133,7 +145,7 @@ class GrpcWorkerClient:
         await self.refresh()
         return info
 
-    async def is_serving(self) -> bool:
+    async def _probe_health(self) -> bool:
         try:
             reply = await self._health.Check(
                 health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S
