@@ -71,6 +71,14 @@ class GrpcClient:
     def model(self, name: str) -> dict[str, Any]:
         return model_to_json(self._call(self._stub.GetModel, pb.GetModelRequest(name=name)))
 
+    def load_model(self, name: str) -> None:
+        """(Re)load a model from the server's repository."""
+        self._call(self._stub.LoadModel, pb.LoadModelRequest(name=name))
+        self._image_inputs.clear()
+
+    def unload_model(self, name: str) -> None:
+        self._call(self._stub.UnloadModel, pb.UnloadModelRequest(name=name))
+
     def predict(
         self,
         model: str,

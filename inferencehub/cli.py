@@ -118,6 +118,7 @@ def worker(
 def gateway(
     settings: Annotated[Path, typer.Option("--settings")],
     worker: Annotated[str, typer.Option("--worker")],
+    state: Annotated[Path | None, typer.Option("--state")] = None,
     lifeline: bool = False,
     notify_fd: Annotated[int | None, typer.Option("--notify-fd")] = None,
 ) -> None:
@@ -129,6 +130,7 @@ def gateway(
         settings,
         run_gateway,
         worker_address=worker,
+        state_file=state,
         notify_fd=notify_fd,
         lifeline=lifeline,
     )
@@ -194,26 +196,87 @@ def predict(
     out.print(render_result(result))
 
 
-@app.command()
-def models(
-    name: Annotated[str | None, typer.Argument(help="Show only this model.")] = None,
-    url: UrlOption = "http://127.0.0.1:8000",
-    as_json: JsonOption = False,
-) -> None:
-    """List the served models: versions, state, provider, inputs and outputs."""
-    from inferencehub.client import ClientError
+models_app = typer.Typer(help="List, show, load and unload models.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
 
-    try:
-        with _client(url) as hub:
-            found = [hub.model(name)] if name else hub.models()
-    except ClientError as exc:
-        _fail(exc.message)
+
+def _show_models(found: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         out.print_json(data={"models": found})
         return
     from inferencehub.cli_output import render_models
 
     out.print(render_models(found))
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    context: typer.Context,
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """List the served models: versions, state, provider, inputs and outputs."""
+    if context.invoked_subcommand is not None:
+        return
+    from inferencehub.client import ClientError
+
+    try:
+        with _client(url) as hub:
+            found = hub.models()
+    except ClientError as exc:
+        _fail(exc.message)
+    _show_models(found, as_json)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """Show one model's versions, states and signatures."""
+    from inferencehub.client import ClientError
+
+    try:
+        with _client(url) as hub:
+            found = [hub.model(name)]
+    except ClientError as exc:
+        _fail(exc.message)
+    _show_models(found, as_json)
+
+
+@models_app.command("load")
+def models_load(
+    name: Annotated[str, typer.Argument(help="Model folder name in the repository.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """(Re)load every version of a model from the server's repository."""
+    from inferencehub.client import ClientError
+
+    try:
+        with _client(url) as hub:
+            hub.load_model(name)
+            found = [hub.model(name)]
+    except ClientError as exc:
+        _fail(exc.message)
+    _show_models(found, as_json)
+
+
+@models_app.command("unload")
+def models_unload(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Unload a model (requests get 409 until it is loaded again)."""
+    from inferencehub.client import ClientError
+
+    try:
+        with _client(url) as hub:
+            hub.unload_model(name)
+    except ClientError as exc:
+        _fail(exc.message)
+    err.print(f"unloaded {name}")
 
 
 @app.command("version")

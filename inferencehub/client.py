@@ -69,6 +69,8 @@ class Client(Protocol):
     def predict_image(
         self, model: str, image: bytes | Path, version: str = ""
     ) -> PredictResult: ...
+    def load_model(self, name: str) -> None: ...
+    def unload_model(self, name: str) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Client: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -139,6 +141,13 @@ class HttpClient:
 
     def model(self, name: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/models/{name}"))
+
+    def load_model(self, name: str) -> None:
+        """(Re)load a model from the server's repository (KServe repository extension)."""
+        self._request("POST", f"/v2/repository/models/{name}/load")
+
+    def unload_model(self, name: str) -> None:
+        self._request("POST", f"/v2/repository/models/{name}/unload")
 
     @staticmethod
     def _path(model: str, version: str) -> str:

@@ -36,13 +36,18 @@ class GatewaySettings(_Section):
         60.0, gt=0, description="Deadline of a predict call when the client sets none."
     )
     metadata_refresh_s: float = Field(
-        5.0, gt=0, description="How often the gateway re-reads model signatures from the worker."
+        1.0, gt=0, description="How often the gateway re-reads model signatures from the worker."
     )
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body or message accepted."
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Time to finish in-flight requests on stop."
+    )
+    retry_in_flight: bool = Field(
+        True,
+        description="Send a request once more if the worker died while computing it "
+        "(inference is idempotent), within the request's deadline.",
     )
 
 
@@ -55,6 +60,9 @@ class WorkerSettings(_Section):
     )
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime threads per session (0: cores / instances)."
+    )
+    repository_poll_s: float = Field(
+        2.0, ge=0, description="How often to look for model changes (0: never; load explicitly)."
     )
     max_image_pixels: int = Field(
         50_000_000, gt=0, description="Larger images are refused (decompression-bomb guard)."

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -32,6 +33,8 @@ REPLY_GRACE_S = 1.0
 class _Waiting:
     request: pb.PredictRequest
     future: asyncio.Future[pb.PredictResponse]
+    deadline: float  # loop time
+    retried: bool = False
 
 
 class _ModelLane:
@@ -46,9 +49,18 @@ class Coalescer:
     """Sends predictions for each model version in as few PredictMany calls as keeps it busy."""
 
     def __init__(
-        self, stub: inference_pb2_grpc.InferenceServiceStub, *, max_calls: int, max_batch: int
+        self,
+        stub: inference_pb2_grpc.InferenceServiceStub,
+        *,
+        max_calls: int,
+        max_batch: int,
+        wait_ready: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
+        """`wait_ready(timeout)` waits for the worker to be back; with it, requests that were in
+        flight when the worker's connection broke are sent once more (inference is idempotent).
+        """
         self._stub = stub
+        self._wait_ready = wait_ready
         self._max_calls = max_calls
         self._max_batch = max_batch
         self._lanes: dict[tuple[str, str], _ModelLane] = {}
@@ -73,7 +85,10 @@ class Coalescer:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _ModelLane()
-        waiting = _Waiting(request, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(
+            request, loop.create_future(), loop.time() + (request.timeout_s or 3600.0)
+        )
         lane.queue.append(waiting)
         self._send_more(lane)
         try:
@@ -107,6 +122,12 @@ class Coalescer:
         except grpc.aio.AioRpcError as exc:
             error = error_from_rpc(exc, "the worker")
             logger.warning("PredictMany of %d failed: %s", len(batch), exc.code().name)
+            retry = [w for w in batch if not w.retried and not w.future.done()]
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and self._wait_ready and retry:
+                task = asyncio.create_task(self._retry(lane, retry, error))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+                return
             for waiting in batch:
                 if not waiting.future.done():
                     waiting.future.set_exception(error)
@@ -126,6 +147,23 @@ class Coalescer:
                 waiting.future.set_exception(error)
             else:
                 waiting.future.set_result(result.response)
+
+    async def _retry(self, lane: _ModelLane, batch: list[_Waiting], error: Exception) -> None:
+        """The worker went away mid-call (crash, restart): send these once more when it is
+        back, within each request's deadline; otherwise they get the original error."""
+        assert self._wait_ready is not None
+        loop = asyncio.get_running_loop()
+        back = await self._wait_ready(max(w.deadline for w in batch) - loop.time())
+        for waiting in reversed(batch):
+            if waiting.future.done():
+                continue
+            if not back or loop.time() >= waiting.deadline:
+                waiting.future.set_exception(error)
+                continue
+            waiting.retried = True
+            lane.queue.appendleft(waiting)
+        logger.info("retrying %d request(s) after the worker came back", len(batch))
+        self._send_more(lane)
 
     async def close(self) -> None:
         """Refuse new requests; let calls in flight finish (the caller bounds the wait)."""

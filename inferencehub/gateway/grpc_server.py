@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from inferencehub import __version__
+from inferencehub.errors import HubError
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.kserve_grpc import KServeServicer
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
-from inferencehub.protocol.status import map_errors_to_grpc
+from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
 
@@ -27,6 +30,36 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
         return await self._dataplane.predict(request, context.time_remaining())
+
+    @map_errors_to_grpc
+    async def PredictMany(
+        self, request: pb.PredictManyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PredictManyResponse:
+        timeout = context.time_remaining()
+        results = await asyncio.gather(
+            *(self._dataplane.predict(r, timeout) for r in request.requests),
+            return_exceptions=True,
+        )
+        return pb.PredictManyResponse(results=[_result(r) for r in results])
+
+    @map_errors_to_grpc
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        versions = await self._dataplane.statistics(request.name, request.version)
+        return pb.ModelStatisticsResponse(versions=versions)
+
+    @map_errors_to_grpc
+    async def LoadModel(
+        self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._dataplane.load_model(request.name)
+
+    @map_errors_to_grpc
+    async def UnloadModel(
+        self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._dataplane.unload_model(request.name)
 
     @map_errors_to_grpc
     async def ListModels(
@@ -50,6 +83,16 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
             live=True,
             ready=await self._dataplane.ready(),
         )
+
+
+def _result(outcome: pb.PredictResponse | BaseException) -> pb.PredictResult:
+    if isinstance(outcome, pb.PredictResponse):
+        return pb.PredictResult(response=outcome)
+    if isinstance(outcome, HubError):
+        return pb.PredictResult(
+            error=pb.PredictError(code=status_number(outcome.code), message=outcome.message)
+        )
+    raise outcome  # unexpected: map_errors_to_grpc logs it and answers INTERNAL
 
 
 def build_grpc_server(

@@ -9,6 +9,7 @@ import logging
 import math
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import uvicorn
@@ -58,7 +59,12 @@ def _grpc_target(host: str, port: int) -> str:
 
 
 async def run_gateway(
-    settings: Settings, stop: asyncio.Event, *, worker_address: str, notify_fd: int | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    worker_address: str,
+    notify_fd: int | None = None,
+    state_file: Path | None = None,
 ) -> None:
     """Serve the public APIs until `stop` is set, then drain in-flight requests.
 
@@ -68,7 +74,10 @@ async def run_gateway(
     s = settings.gateway
     max_message = s.max_request_bytes + MESSAGE_OVERHEAD_BYTES
     worker = GrpcWorkerClient(
-        worker_address, max_message_bytes=max_message, refresh_s=s.metadata_refresh_s
+        worker_address,
+        max_message_bytes=max_message,
+        refresh_s=s.metadata_refresh_s,
+        retry_in_flight=s.retry_in_flight,
     )
     dataplane = DataPlane(worker, s.request_timeout_s)
     health_servicer = health.aio.HealthServicer()
@@ -87,7 +96,7 @@ async def run_gateway(
     http_port = http_socket.getsockname()[1]
     http = _HttpServer(
         uvicorn.Config(
-            create_app(dataplane, s.max_request_bytes),
+            create_app(dataplane, s.max_request_bytes, state_file),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -210,6 +210,11 @@ OPENAPI: Final[dict[str, Any]] = {
                 "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
             }
         },
+        "/v1/status": _get(
+            "Processes (pid, state, restarts, last exit) and worker health",
+            {"type": "object"},
+            named=False,
+        ),
         "/v1/models": _get(
             "Every model with versions, states and signatures", {"type": "object"}, named=False
         ),

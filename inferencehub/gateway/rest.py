@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from inferencehub.gateway.kserve_rest import kserve_routes
 from inferencehub.gateway.openapi import OPENAPI
 from inferencehub.protocol.json_codec import model_to_json, response_to_json, tensor_from_json
 from inferencehub.protocol.tensors import encode_bytes_elements
+from inferencehub.state import read_state
 from inferencehub.v1 import inference_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ logger = logging.getLogger(__name__)
 IMAGE_TYPES = ("application/octet-stream",)
 
 
-def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
+def create_app(
+    dataplane: DataPlane, max_request_bytes: int, state_file: Path | None = None
+) -> Starlette:
     """The HTTP application; `dataplane` does the work, this only converts at the edge."""
 
     async def live(request: Request) -> Response:
@@ -42,6 +46,11 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
     async def ready(request: Request) -> Response:
         is_ready = await dataplane.ready()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    async def status(request: Request) -> Response:
+        """The supervisor's view of the processes, plus what the gateway sees of the worker."""
+        state = read_state(state_file) if state_file is not None else None
+        return JSONResponse({"worker_serving": await dataplane.ready(), "supervisor": state})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
@@ -77,6 +86,7 @@ def create_app(dataplane: DataPlane, max_request_bytes: int) -> Starlette:
         Route("/", server_info, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v1/status", status, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name}", get_model, methods=["GET"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),

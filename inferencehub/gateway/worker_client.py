@@ -35,17 +35,34 @@ HOP_MAX_BATCH = 64
 class GrpcWorkerClient:
     """Talks to one worker; keeps the model signatures it last reported."""
 
-    def __init__(self, address: str, *, max_message_bytes: int, refresh_s: float) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        max_message_bytes: int,
+        refresh_s: float,
+        retry_in_flight: bool = True,
+    ) -> None:
         self._address = address
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
+                # A restarted worker is back in about a second: reconnect quickly, not after
+                # gRPC's default 1 s initial / 120 s maximum backoff.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
-        self._coalescer = Coalescer(self._stub, max_calls=HOP_MAX_CALLS, max_batch=HOP_MAX_BATCH)
+        self._coalescer = Coalescer(
+            self._stub,
+            max_calls=HOP_MAX_CALLS,
+            max_batch=HOP_MAX_BATCH,
+            wait_ready=self._wait_ready if retry_in_flight else None,
+        )
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._refresh_s = refresh_s
         self._models: dict[str, pb.ModelInfo] = {}
@@ -113,12 +130,26 @@ class GrpcWorkerClient:
             raise missing_model_error(name, list(self._models))
         return info
 
+    async def _wait_ready(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until the channel to the worker is connected again."""
+        if timeout_s <= 0:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._channel.channel_ready()
+        except TimeoutError:
+            return False
+        return True
+
     async def predict(self, request: pb.PredictRequest, timeout_s: float) -> pb.PredictResponse:
         """Run a request on the worker within `timeout_s` (coalesced with concurrent ones).
 
         Raises:
-            HubError: whatever the worker answered, or WorkerUnavailableError.
+            HubError: whatever the worker answered, or WorkerUnavailableError at once while
+                the worker is known to be down.
         """
+        if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            raise WorkerUnavailableError("the worker is unavailable (restarting?); retry shortly")
         request.timeout_s = timeout_s
         return await self._coalescer.predict(request)
 

@@ -1,22 +1,28 @@
-"""`inferencehub up`: the runtime dir, the worker then the gateway, and an ordered stop."""
+"""`inferencehub up`: the runtime dir, the worker then the gateway, restarts, an ordered stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import Final
 
 from inferencehub.config import Settings
 from inferencehub.runtime import HANDLED_SIGNALS, Role, RuntimeDir, self_command
+from inferencehub.state import STATE_FILE, HubState, write_state_atomic
 from inferencehub.supervisor.child import ChildProcess, ChildStartError
+from inferencehub.supervisor.policy import RestartPolicy
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0
 EXIT_CHILD_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
+ROLES: Final[tuple[Role, Role]] = ("worker", "gateway")  # start order; stop in reverse
 
 
 class Supervisor:
@@ -26,53 +32,67 @@ class Supervisor:
         self._settings = settings
         self._stop = asyncio.Event()
         self._force = False
-        self._children: list[ChildProcess] = []
+        self._children: dict[Role, ChildProcess] = {}
+        self._argv: dict[Role, list[str]] = {}
+        self._policies = {role: RestartPolicy() for role in ROLES}
+        self._state = HubState(supervisor_pid=os.getpid(), started_at=time.time())
+        self._state_path: Path | None = None
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set() and sig is signal.SIGINT:
             self._force = True  # second Ctrl+C: skip the grace period
-            for child in self._children:
+            for child in self._children.values():
                 child.kill()
         self._stop.set()
 
     async def run(self) -> int:
-        """Start everything, serve until a signal or a child's death, stop in order."""
+        """Start everything, serve until a signal (restarting crashed children), stop in order."""
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
         with RuntimeDir.create(self._settings.supervisor.runtime_dir) as runtime:
             self._settings.to_child_file(runtime.settings_file)
+            self._state_path = runtime.path / STATE_FILE
             address = runtime.worker_address
-            settings_arg = ("--settings", str(runtime.settings_file), "--lifeline")
+            common = ("--settings", str(runtime.settings_file), "--lifeline")
+            self._argv = {
+                "worker": self_command("worker", *common, "--socket", address),
+                "gateway": self_command(
+                    "gateway", *common, "--worker", address, "--state", str(self._state_path)
+                ),
+            }
             try:
-                worker = await self._start(
-                    "worker", self_command("worker", *settings_arg, "--socket", address)
-                )
-                if worker is None:
-                    return await self._shutdown(EXIT_INTERRUPTED)
-                gateway = await self._start(
-                    "gateway", self_command("gateway", *settings_arg, "--worker", address)
-                )
-                if gateway is None:
-                    return await self._shutdown(EXIT_INTERRUPTED)
+                ready = {}
+                for role in ROLES:
+                    notice = await self._start(role)
+                    if notice is None:
+                        return await self._shutdown(EXIT_INTERRUPTED)
+                    ready[role] = notice
             except ChildStartError as exc:
                 print(f"inferencehub: {exc}", file=sys.stderr, flush=True)
                 return await self._shutdown(EXIT_CHILD_FAILED)
             host = self._settings.gateway.host
             shown = f"[{host}]" if ":" in host else host
             print(
-                f"InferenceHub ready: http://{shown}:{gateway['http_port']}  "
-                f"grpc {shown}:{gateway['grpc_port']}  "
+                f"InferenceHub ready: http://{shown}:{ready['gateway']['http_port']}  "
+                f"grpc {shown}:{ready['gateway']['grpc_port']}  "
                 f"models {self._settings.worker.models_dir}",
                 flush=True,
             )
             return await self._watch()
 
-    async def _start(self, role: Role, argv: list[str]) -> dict[str, object] | None:
-        """Start a child and wait until it is ready; None if a stop signal came first."""
-        child = ChildProcess(role, argv)
-        self._children.append(child)
+    async def _start(self, role: Role) -> dict[str, object] | None:
+        """Start a child and wait until it is ready; None if a stop signal came first.
+
+        Raises:
+            ChildStartError: it reported an error, exited or timed out while starting.
+        """
+        child = ChildProcess(role, self._argv[role])
+        self._children[role] = child
         await child.start()
+        process = self._state.process(role)
+        process.pid, process.state, process.started_at = child.pid, "starting", time.time()
+        self._save_state()
         ready = asyncio.create_task(child.wait_ready(self._settings.supervisor.start_timeout_s))
         stopped = asyncio.create_task(self._stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -80,27 +100,87 @@ class Supervisor:
         if not ready.done():
             ready.cancel()
             return None
-        return ready.result()
+        notice = ready.result()  # raises ChildStartError
+        process.state = "running"
+        self._save_state()
+        return notice
 
     async def _watch(self) -> int:
-        exits = {asyncio.create_task(c.wait()): c for c in self._children}
-        stopped = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stopped, *exits):
-            task.cancel()
-        if stopped in done:
-            logger.info("stopping")
-            return await self._shutdown(EXIT_OK)
-        dead = next(exits[t] for t in done if t in exits)
-        print(
-            f"inferencehub: {dead.role} exited unexpectedly with code {dead.returncode}; stopping",
-            file=sys.stderr,
-            flush=True,
-        )
-        return await self._shutdown(EXIT_CHILD_FAILED)
+        """Wait for a stop signal; restart children that die, until one crash-loops."""
+        while True:
+            exits = {asyncio.create_task(c.wait()): role for role, c in self._children.items()}
+            stopped = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopped, *exits):
+                task.cancel()
+            if stopped in done:
+                logger.info("stopping")
+                return await self._shutdown(EXIT_OK)
+            role = next(exits[t] for t in done if t in exits)
+            if not await self._restart(role):
+                return await self._shutdown(EXIT_OK if self._stop.is_set() else EXIT_CHILD_FAILED)
+
+    async def _restart(self, role: Role) -> bool:
+        """Restart a dead child under the policy; False to stop the whole appliance."""
+        while True:
+            child = self._children[role]
+            code = child.returncode
+            process = self._state.process(role)
+            ran_for = time.time() - (process.started_at or time.time())
+            reason = _describe_exit(code)
+            process.last_exit_code, process.last_exit_at = code, time.time()
+            process.last_exit_reason = reason
+            delay = self._policies[role].next_delay(time.monotonic(), ran_for)
+            if delay is None:
+                process.state = "failed"
+                self._save_state()
+                print(
+                    f"inferencehub: {role} {reason} and keeps crashing; giving up",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                tail = [line for line in child.stderr_tail()[-5:] if line.strip()]
+                for line in tail:
+                    print(f"  {line}", file=sys.stderr, flush=True)
+                return False
+            process.state = "restarting"
+            process.restarts += 1
+            self._save_state()
+            logger.warning("%s %s; restarting in %.1fs", role, reason, delay)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+                return False  # stop requested while waiting
+            except TimeoutError:
+                pass
+            await child.stop(0.0)  # reap the dead one's pipes and tasks
+            try:
+                notice = await self._start(role)
+            except ChildStartError as exc:
+                logger.error("%s", exc)
+                await self._children[role].stop(self._settings.supervisor.stop_timeout_s)
+                continue  # counts as another crash
+            if notice is None:
+                return False
+            logger.info("%s restarted (pid %s)", role, self._children[role].pid)
+            return True
+
+    def _save_state(self) -> None:
+        if self._state_path is not None:
+            write_state_atomic(self._state_path, self._state)
 
     async def _shutdown(self, code: int) -> int:
         """Gateway first (stops accepting, drains), then the worker: reverse start order."""
-        for child in reversed(self._children):
+        for role in reversed(ROLES):
+            child = self._children.get(role)
+            if child is None:
+                continue
             await child.stop(0.0 if self._force else self._settings.supervisor.stop_timeout_s)
+            self._state.process(role).state = "stopped"
         return EXIT_INTERRUPTED if self._force else code
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"

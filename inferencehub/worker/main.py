@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -14,6 +15,7 @@ from inferencehub.runtime import notify
 from inferencehub.v1 import inference_pb2_grpc
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.servicer import WorkerServicer
+from inferencehub.worker.watcher import RepositoryWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ async def run_worker(
         notify(notify_fd, "error", message=f"cannot listen on {address}: {exc}")
         await registry.close()
         raise
+    watcher = None
+    if settings.worker.repository_poll_s > 0:
+        follow = RepositoryWatcher(
+            registry, settings.worker.models_dir, settings.worker.repository_poll_s
+        )
+        watcher = asyncio.create_task(follow.run(), name="repository-watcher")
     try:
         servicer.ready = True
         await health_servicer.set("", SERVING)
@@ -66,6 +74,10 @@ async def run_worker(
         await stop.wait()
     finally:
         logger.info("worker stopping")
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=settings.worker.shutdown_grace_s)
         await registry.close()

@@ -13,7 +13,7 @@ from inferencehub.errors import HubError, ModelNotFoundError
 from inferencehub.protocol.validation import missing_model_error, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.onnx_model import OnnxModel
-from inferencehub.worker.repository import ModelEntry, scan_model, scan_repository
+from inferencehub.worker.repository import ModelEntry, VersionEntry, scan_model, scan_repository
 from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
@@ -94,30 +94,83 @@ class ModelRegistry:
         logger.info("unloaded %s", name)
         return unloaded
 
-    async def _load(self, entry: ModelEntry) -> None:
+    async def _load(self, entry: ModelEntry, only: set[str] | None = None) -> None:
+        """(Re)load a model's versions (`only` these, plus new ones; None = all).
+
+        A version that fails to reload keeps serving its previous file, with the failure in its
+        metadata; versions whose folders are gone are drained and dropped; the new set replaces
+        the old in one step on the loop, so lookups never see a half-loaded model.
+        """
         async with self._loading:
+            old = self._models.get(entry.name, {})
+            old_info = {v.version: v for v in self._infos.get(entry.name, pb.ModelInfo()).versions}
+            targets = [
+                v
+                for v in entry.versions
+                if only is None or v.version in only or v.version not in old_info
+            ]
             # NOTE: session construction holds the GIL; running it off the loop keeps health
             # probes answered while large models load.
             loop = asyncio.get_running_loop()
-            info, models = await loop.run_in_executor(self._executor, self._load_model, entry)
-            schedulers = {v: ModelScheduler(m, self._executor) for v, m in models.items()}
-            retired = self._models.get(entry.name, {})
-            self._models[entry.name] = schedulers  # swapped on the loop thread: lookups see one
-            self._infos[entry.name] = info  # or the other, never a half-loaded model
-            for scheduler in retired.values():
+            loaded = await loop.run_in_executor(self._executor, self._load_versions, entry, targets)
+            info = pb.ModelInfo(name=entry.name)
+            schedulers: dict[str, ModelScheduler] = {}
+            retired = [s for v, s in old.items() if v not in {e.version for e in entry.versions}]
+            for v in entry.versions:
+                result = loaded.get(v.version)
+                previous = old.get(v.version)
+                if result is None:  # untouched
+                    if previous is not None:
+                        schedulers[v.version] = previous
+                    info.versions.append(old_info[v.version])
+                elif isinstance(result, OnnxModel):
+                    schedulers[v.version] = ModelScheduler(result, self._executor)
+                    info.versions.append(result.info)
+                    if previous is not None:
+                        retired.append(previous)
+                elif previous is not None:
+                    schedulers[v.version] = previous
+                    kept = pb.ModelVersion()
+                    kept.CopyFrom(previous.model.info)
+                    kept.error = f"reload failed, still serving the previous file: {result}"
+                    info.versions.append(kept)
+                else:
+                    info.versions.append(
+                        pb.ModelVersion(
+                            version=v.version, state=pb.ModelVersion.FAILED, error=result
+                        )
+                    )
+            info.default_version = _default_version(entry, info)
+            self._models[entry.name] = schedulers
+            self._infos[entry.name] = info
+            for scheduler in retired:
                 await scheduler.close()  # requests queued on the old sessions still finish
 
-    def _load_model(self, entry: ModelEntry) -> tuple[pb.ModelInfo, dict[str, OnnxModel]]:
-        info = pb.ModelInfo(name=entry.name)
-        models: dict[str, OnnxModel] = {}
-        for v in entry.versions:
+    async def reload(self, entry: ModelEntry, versions: set[str] | None) -> None:
+        """Apply a repository change: reload `versions` (None = all), load new ones, drop gone."""
+        await self._load(entry, versions)
+
+    async def forget_model(self, name: str) -> None:
+        """The model's folder is gone: drain and drop it from the listing."""
+        async with self._loading:
+            for scheduler in self._models.pop(name, {}).values():
+                await scheduler.close()
+            self._infos.pop(name, None)
+        logger.info("removed %s (its folder is gone)", name)
+
+    def _load_versions(
+        self, entry: ModelEntry, versions: list[VersionEntry]
+    ) -> dict[str, OnnxModel | str]:
+        """Build sessions (blocking, on the pool): version -> model, or why it failed."""
+        results: dict[str, OnnxModel | str] = {}
+        for v in versions:
             if entry.error is not None:
-                error = entry.error
+                results[v.version] = entry.error
             elif not v.path.is_file():
-                error = f"{v.path} does not exist"
+                results[v.version] = f"{v.path} does not exist"
             else:
                 try:
-                    model = OnnxModel(
+                    results[v.version] = OnnxModel(
                         entry.name,
                         v.version,
                         v.path,
@@ -127,20 +180,17 @@ class ModelRegistry:
                         max_image_pixels=self._settings.max_image_pixels,
                     )
                 except HubError as exc:
-                    error = exc.message
+                    results[v.version] = exc.message
                 except Exception as exc:  # ORT raises many types for broken files
-                    error = f"cannot load {v.path.name}: {_first_line(exc)}"
-                else:
-                    models[v.version] = model
-                    info.versions.append(model.info)
-                    logger.info("loaded %s version %s (%s)", entry.name, v.version, model.provider)
-                    continue
-            logger.error("model %s version %s failed to load: %s", entry.name, v.version, error)
-            info.versions.append(
-                pb.ModelVersion(version=v.version, state=pb.ModelVersion.FAILED, error=error)
-            )
-        info.default_version = _default_version(entry, info)
-        return info, models
+                    results[v.version] = f"cannot load {v.path.name}: {_first_line(exc)}"
+            result = results[v.version]
+            if isinstance(result, OnnxModel):
+                logger.info("loaded %s version %s (%s)", entry.name, v.version, result.provider)
+            else:
+                logger.error(
+                    "model %s version %s failed to load: %s", entry.name, v.version, result
+                )
+        return results
 
     def list_models(self) -> list[pb.ModelInfo]:
         return [self._infos[name] for name in sorted(self._infos)]

@@ -1,0 +1,104 @@
+"""Follow the model repository while serving: new versions load, changed ones reload, removed
+ones drain. Polling (portable, no extra dependency) with a stability rule: a change is applied
+only once two consecutive polls see the same files, so a model.onnx still being copied is never
+loaded half-written. Copying into place with an atomic rename (`mv` within one filesystem) makes
+a new file visible complete and is applied at the next stable poll."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from inferencehub.errors import HubError
+from inferencehub.worker.registry import ModelRegistry
+from inferencehub.worker.repository import MODEL_FILE, scan_model
+
+logger = logging.getLogger(__name__)
+
+FileStamp = tuple[int, int]  # (mtime_ns, size)
+ModelStamp = tuple[tuple[tuple[str, FileStamp], ...], dict[str, FileStamp | None]]
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def snapshot(root: Path) -> dict[str, ModelStamp]:
+    """What the repository holds now: per model, its config files and its version files."""
+    models: dict[str, ModelStamp] = {}
+    try:
+        directories = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return models
+    for directory in directories:
+        try:
+            children = list(directory.iterdir())
+        except OSError:
+            continue
+        versions = {
+            child.name: _stamp(child / MODEL_FILE)
+            for child in children
+            if child.is_dir() and child.name.isdigit()
+        }
+        if not versions:
+            continue
+        config = tuple(
+            sorted(
+                (child.name, stamp)
+                for child in children
+                if child.is_file() and (stamp := _stamp(child)) is not None
+            )
+        )
+        models[directory.name] = (config, versions)
+    return models
+
+
+class RepositoryWatcher:
+    """Applies stable repository changes to the registry."""
+
+    def __init__(self, registry: ModelRegistry, root: Path, interval_s: float) -> None:
+        self._registry = registry
+        self._root = root
+        self._interval_s = interval_s
+        self._applied = snapshot(root)
+        self._previous = self._applied
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            current = await asyncio.to_thread(snapshot, self._root)
+            for name in sorted(set(current) | set(self._applied)):
+                seen, before = current.get(name), self._previous.get(name)
+                if seen != before or seen == self._applied.get(name):
+                    continue  # still changing, or nothing to do
+                try:
+                    await self._apply(name, seen)
+                except (HubError, OSError) as exc:
+                    logger.error("cannot apply the change to %s: %s", name, exc)
+                if seen is None:
+                    self._applied.pop(name, None)
+                else:
+                    self._applied[name] = seen
+            self._previous = current
+
+    async def _apply(self, name: str, seen: ModelStamp | None) -> None:
+        entry = scan_model(self._root / name) if seen is not None else None
+        if entry is None:
+            await self._registry.forget_model(name)
+            return
+        old = self._applied.get(name)
+        if old is None or old[0] != seen[0]:
+            changed = None  # new model, or model.toml / labels changed: reload every version
+        else:
+            changed = {v for v, stamp in seen[1].items() if old[1].get(v) != stamp}
+        logger.info(
+            "repository changed: reloading %s (%s)",
+            name,
+            "all versions" if changed is None else ", ".join(sorted(changed)) or "removal",
+        )
+        await self._registry.reload(entry, changed)
