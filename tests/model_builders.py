@@ -148,3 +148,14 @@ def slow_batch_model(path: Path, iterations: int) -> Path:
     loop = helper.make_node("Loop", ["count", "true", "x"], ["y"], body=body)
     graph = helper.make_graph([loop], "slow_batch", [x], [y], [count, true])
     return _save(graph, path)
+
+
+def reshape_model(path: Path) -> Path:
+    """y = Reshape(x, shape): a shape that does not fit x makes the session throw at run time."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])
+    shape = helper.make_tensor_value_info("shape", TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["A", "B"])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshape", [x, shape], [y]
+    )
+    return _save(graph, path)

@@ -151,3 +151,29 @@ def test_crash_loop_makes_up_give_up(repository: Path, tmp_path: Path) -> None:
         assert code == 1
         assert "worker exited with code 2 and keeps crashing; giving up" in hub.output()
         assert not any(alive(pid) for pid in children)
+
+
+def test_session_that_throws_fails_only_that_request(tmp_path: Path) -> None:
+    from tests.model_builders import reshape_model
+
+    reshape_model(tmp_path / "models" / "reshaper" / "1" / "model.onnx")
+    with running_hub(tmp_path / "models", tmp_path) as hub:
+        worker = hub.children()["worker"]
+
+        def call(shape: list[int]) -> httpx.Response:
+            body = {
+                "inputs": [
+                    {"name": "x", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+                    {"name": "shape", "datatype": "INT64", "shape": [2], "data": shape},
+                ]
+            }
+            return httpx.post(f"{hub.http_url}/v2/models/reshaper/infer", json=body, timeout=10)
+
+        failed = call([3, 3])
+        assert failed.status_code in (400, 500)
+        assert "Traceback" not in failed.text
+        assert "error" in failed.json()
+        fine = call([2, 2])
+        assert fine.status_code == 200
+        assert fine.json()["outputs"][0]["shape"] == [2, 2]
+        assert hub.children()["worker"] == worker  # the same worker: it survived
