@@ -62,13 +62,10 @@ def image_classifier(path: Path, size: int = 8, classes: int = 3) -> Path:
     return _save(graph, path)
 
 
-def slow_model(path: Path) -> Path:
-    """y = x + iterations (float32 [1]) by a Loop, so its run time grows with `iterations`."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    n = helper.make_tensor_value_info("iterations", TensorProto.INT64, [])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    one = helper.make_tensor("one_f", TensorProto.FLOAT, [1], [1.0])
-    body = helper.make_graph(
+def _counting_body(acc_shape: list[int] | None) -> onnx.GraphProto:
+    """A Loop body that adds 1 to its carried tensor: run time grows with the trip count."""
+    one = helper.make_tensor("one_f", TensorProto.FLOAT, acc_shape or [], [1.0])
+    return helper.make_graph(
         [
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),
             helper.make_node("Constant", [], ["one"], value=one),
@@ -78,13 +75,21 @@ def slow_model(path: Path) -> Path:
         [
             helper.make_tensor_value_info("i", TensorProto.INT64, []),
             helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, acc_shape),
         ],
         [
             helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, acc_shape),
         ],
     )
+
+
+def slow_model(path: Path) -> Path:
+    """y = x + iterations (float32 [1]) by a Loop, so its run time grows with `iterations`."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    n = helper.make_tensor_value_info("iterations", TensorProto.INT64, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    body = _counting_body([1])
     true = numpy_helper.from_array(np.array(True), "true")
     loop = helper.make_node("Loop", ["iterations", "true", "x"], ["y"], body=body)
     graph = helper.make_graph([loop], "slow", [x, n], [y], [true])
@@ -125,24 +130,7 @@ def slow_batch_model(path: Path, iterations: int) -> Path:
     """y = x + iterations for x float32 [N, M]: batchable, with a fixed cost per run (a Loop)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "M"])
-    one = helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0])
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Constant", [], ["one"], value=one),
-            helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None),
-        ],
-    )
+    body = _counting_body(None)
     count = numpy_helper.from_array(np.array(iterations, dtype=np.int64), "count")
     true = numpy_helper.from_array(np.array(True), "true")
     loop = helper.make_node("Loop", ["count", "true", "x"], ["y"], body=body)

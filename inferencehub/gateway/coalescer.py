@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from inferencehub.errors import DeadlineExceededError, WorkerUnavailableError
+from inferencehub.errors import DeadlineExceededError, OverloadedError, WorkerUnavailableError
 from inferencehub.protocol.status import error_from_rpc, error_from_status
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -43,6 +43,7 @@ class _ModelLane:
     def __init__(self) -> None:
         self.queue: deque[_Waiting] = deque()
         self.in_flight = 0
+        self.in_flight_requests = 0
 
 
 class Coalescer:
@@ -73,10 +74,14 @@ class Coalescer:
         """PredictMany calls made so far (fewer than requests when coalescing works)."""
         return self._calls_sent
 
-    async def predict(self, request: pb.PredictRequest) -> pb.PredictResponse:
+    async def predict(self, request: pb.PredictRequest, max_backlog: int = 0) -> pb.PredictResponse:
         """Queue a request (its timeout_s set) and wait for its own result.
 
+        `max_backlog` (the model's max_queue_size; 0 = unbounded) bounds what may wait here and
+        in the worker for this version: beyond it the request is refused at once, at the door.
+
         Raises:
+            OverloadedError: the backlog is full.
             HubError: what the worker answered for this request, or WorkerUnavailableError.
         """
         if self._closed:
@@ -85,6 +90,11 @@ class Coalescer:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _ModelLane()
+        if max_backlog and len(lane.queue) + lane.in_flight_requests >= max_backlog:
+            raise OverloadedError(
+                f"model '{request.model_name}' version {request.version} has {max_backlog} "
+                "requests waiting (max_queue_size); retry later"
+            )
         loop = asyncio.get_running_loop()
         waiting = _Waiting(
             request, loop.create_future(), loop.time() + (request.timeout_s or 3600.0)
@@ -100,15 +110,21 @@ class Coalescer:
             ) from None
 
     def _send_more(self, lane: _ModelLane) -> None:
+        now = asyncio.get_running_loop().time()
         while lane.queue and lane.in_flight < self._max_calls:
             batch = []
             while lane.queue and len(batch) < self._max_batch:
                 waiting = lane.queue.popleft()
-                if not waiting.future.done():  # the caller may have given up already
-                    batch.append(waiting)
+                if waiting.future.done():  # the caller gave up (deadline, disconnect)
+                    continue
+                # NOTE: the worker gets what is left of the deadline, not the original budget:
+                # time spent waiting in this lane counts.
+                waiting.request.timeout_s = max(waiting.deadline - now, 0.001)
+                batch.append(waiting)
             if not batch:
                 return
             lane.in_flight += 1
+            lane.in_flight_requests += len(batch)
             self._calls_sent += 1
             task = asyncio.create_task(self._call(lane, batch))
             self._calls.add(task)
@@ -138,6 +154,7 @@ class Coalescer:
             raise
         finally:
             lane.in_flight -= 1
+            lane.in_flight_requests -= len(batch)
             self._send_more(lane)
         for waiting, result in zip(batch, reply.results, strict=True):
             if waiting.future.done():

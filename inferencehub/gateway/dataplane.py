@@ -43,7 +43,9 @@ class DataPlane:
         request.version = version.version  # the worker runs exactly what was validated
         if not request.request_id:
             request.request_id = uuid.uuid4().hex
-        return await self._worker.predict(request, self._timeout(request, timeout_s))
+        return await self._worker.predict(
+            request, self._timeout(request, timeout_s), version.max_queue_size
+        )
 
     def _timeout(self, request: pb.PredictRequest, caller_s: float | None) -> float:
         """The tightest of the caller's deadline, a `timeout` parameter (microseconds, as

@@ -141,7 +141,9 @@ class GrpcWorkerClient:
             return False
         return True
 
-    async def predict(self, request: pb.PredictRequest, timeout_s: float) -> pb.PredictResponse:
+    async def predict(
+        self, request: pb.PredictRequest, timeout_s: float, max_backlog: int = 0
+    ) -> pb.PredictResponse:
         """Run a request on the worker within `timeout_s` (coalesced with concurrent ones).
 
         Raises:
@@ -151,7 +153,7 @@ class GrpcWorkerClient:
         if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             raise WorkerUnavailableError("the worker is unavailable (restarting?); retry shortly")
         request.timeout_s = timeout_s
-        return await self._coalescer.predict(request)
+        return await self._coalescer.predict(request, max_backlog)
 
     @property
     def coalescer(self) -> Coalescer:

@@ -133,3 +133,32 @@ async def test_two_instances_run_side_by_side(batching_repo: Path, uds_dir: Path
         # Neither waited for the other: each queued far less than one run takes.
         for reply in replies:
             assert reply.timing.queue_ms < reply.timing.inference_ms / 2
+
+
+async def test_gateway_refuses_beyond_the_models_backlog_at_the_door(
+    batching_repo: Path, uds_dir: Path
+) -> None:
+    from inferencehub.errors import OverloadedError
+    from inferencehub.gateway.worker_client import GrpcWorkerClient
+
+    address = f"unix://{uds_dir}/w.sock"
+    async with running_worker(batching_repo, address):
+        client = GrpcWorkerClient(address, max_message_bytes=1 << 20, refresh_s=60)
+        try:
+            x = np.zeros((1, 1), np.float32)
+
+            def tight() -> pb.PredictRequest:
+                return pb.PredictRequest(
+                    model_name="tight", version="1", inputs=[tensor_from_numpy("x", x)]
+                )
+
+            results = await asyncio.gather(
+                *(client.predict(tight(), 10, max_backlog=2) for _ in range(6)),
+                return_exceptions=True,
+            )
+            refused = [r for r in results if isinstance(r, OverloadedError)]
+            answered = [r for r in results if isinstance(r, pb.PredictResponse)]
+            assert len(refused) == 4 and len(answered) == 2
+            assert "max_queue_size" in refused[0].message
+        finally:
+            await client.close()
