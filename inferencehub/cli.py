@@ -10,12 +10,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from inferencehub import __version__
 from inferencehub.config import LogFormat, Settings, load_settings
 from inferencehub.errors import HubError
 from inferencehub.logging import configure_logging
-from inferencehub.runtime import event_loop_factory
+from inferencehub.runtime import event_loop_factory, is_loopback
 
 app = typer.Typer(
     name="inferencehub",
@@ -52,6 +53,9 @@ def up(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
     log_format: Annotated[LogFormat | None, typer.Option(help="text or json.")] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback host without API keys.")
+    ] = False,
 ) -> None:
     """Serve a model repository over HTTP and gRPC until Ctrl-C."""
     try:
@@ -64,12 +68,14 @@ def up(
                 "gateway.grpc_port": grpc_port,
                 "log_level": log_level,
                 "log_format": log_format,
+                "gateway.insecure": insecure or None,
             },
         )
     except HubError as exc:
         _fail(exc.message, 2)
     if not settings.worker.models_dir.is_dir():
         _fail(f"model repository {settings.worker.models_dir} is not a directory", 2)
+    _refuse_open_door(settings)
     configure_logging("supervisor", settings.log_level, settings.log_format)
     from inferencehub.supervisor.supervisor import Supervisor  # lazy: keeps other verbs light
 
@@ -78,6 +84,26 @@ def up(
     except HubError as exc:  # e.g. the runtime dir is not private
         _fail(exc.message, 2)
     raise typer.Exit(code)
+
+
+def _refuse_open_door(settings: Settings) -> None:
+    """No keys and a public address would let anyone in: refuse unless told --insecure."""
+    from inferencehub.keys import KeyStore
+
+    host = settings.gateway.host
+    if is_loopback(host) or settings.gateway.insecure:
+        return
+    assert settings.data_dir is not None
+    try:
+        keys = KeyStore(settings.data_dir).load()
+    except HubError as exc:
+        _fail(exc.message, 2)
+    if not keys:
+        _fail(
+            f"refusing to listen on {host} with no API keys: anyone could use it. Create one "
+            "with `inferencehub keys create NAME`, or pass --insecure to serve without keys.",
+            2,
+        )
 
 
 def _run_child(
@@ -277,6 +303,95 @@ def models_unload(
     except ClientError as exc:
         _fail(exc.message)
     err.print(f"unloaded {name}")
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where keys live (default: from the config).")
+]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Config file.")]
+
+
+def _key_store(data_dir: Path | None, config: Path | None) -> Any:
+    from inferencehub.keys import KeyStore
+
+    try:
+        settings = load_settings(config, {"data_dir": data_dir})
+    except HubError as exc:
+        _fail(exc.message, 2)
+    assert settings.data_dir is not None
+    return KeyStore(settings.data_dir)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise and revoke the key by.")],
+    rate: Annotated[str | None, typer.Option(help="Rate limit, e.g. 50/s or 3000/min.")] = None,
+    models_: Annotated[
+        str | None, typer.Option("--models", help="Comma-separated models it may use (all).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key and print it once (only a salted hash is stored)."""
+    from inferencehub.keys import parse_rate
+
+    store = _key_store(data_dir, config)
+    try:
+        per_s = parse_rate(rate) if rate else None
+        allowed = tuple(m.strip() for m in models_.split(",") if m.strip()) if models_ else None
+        secret = store.create(name, per_s, allowed)
+    except HubError as exc:
+        _fail(exc.message, 2)
+    err.print(f"created key '{name}' in {store.path}; it is shown only now:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    data_dir: DataDirOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """List keys: name, rate limit, allowed models (never the secrets)."""
+    store = _key_store(data_dir, config)
+    try:
+        keys = store.load()
+    except HubError as exc:
+        _fail(exc.message, 2)
+    rows = [
+        {
+            "name": k.name,
+            "created_at": k.created_at,
+            "rate_per_s": k.rate_per_s,
+            "models": list(k.models) if k.models else None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        out.print_json(data={"keys": rows})
+        return
+    table = Table(title=f"API keys ({store.path})", title_justify="left")
+    for column in ("name", "rate", "models"):
+        table.add_column(column)
+    for row in rows:
+        rate_text = f"{row['rate_per_s']:g}/s" if row["rate_per_s"] else "-"
+        table.add_row(row["name"], rate_text, ", ".join(row["models"] or ["all"]))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a key; a running server stops accepting it within a second or two."""
+    store = _key_store(data_dir, config)
+    try:
+        store.revoke(name)
+    except HubError as exc:
+        _fail(exc.message, 2)
+    err.print(f"revoked key '{name}'")
 
 
 @app.command("version")

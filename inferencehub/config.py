@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from inferencehub.errors import ConfigError
+from inferencehub.runtime import default_data_dir
 
 DEFAULT_CONFIG_FILE = "inferencehub.toml"
 
@@ -19,7 +20,7 @@ LogLevel = Annotated[
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
 ]
 # Settings holding paths: relative ones in a config file are relative to that file.
-_PATH_KEYS = (("worker", "models_dir"), ("supervisor", "runtime_dir"))
+_PATH_KEYS = (("worker", "models_dir"), ("supervisor", "runtime_dir"), (None, "data_dir"))
 
 
 class _Section(BaseModel):
@@ -43,6 +44,15 @@ class GatewaySettings(_Section):
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Time to finish in-flight requests on stop."
+    )
+    insecure: bool = Field(
+        False, description="Allow a non-loopback host with no API keys (anyone may call)."
+    )
+    rate_limit_per_s: float = Field(
+        0.0, ge=0, description="Requests a second for the whole gateway (0: no limit)."
+    )
+    max_in_flight: int = Field(
+        1024, ge=1, description="Requests being served at once; beyond, 503 at once."
     )
     retry_in_flight: bool = Field(
         True,
@@ -90,6 +100,9 @@ class Settings(_Section):
     """Everything `inferencehub up` and its children need; travels to children as a 0600 file."""
 
     log_level: LogLevel = Field("INFO", description="Logging level of every process.")
+    data_dir: Path | None = Field(
+        None, description="Where API keys live (default: $XDG_DATA_HOME/inferencehub)."
+    )
     log_format: LogFormat = Field("text", description="Log line format.")
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="Event loop of the gateway and worker (auto: uvloop if installed)."
@@ -139,9 +152,9 @@ def load_settings(
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
         base = config_file.resolve().parent
         for section, key in _PATH_KEYS:
-            value = data.get(section, {}).get(key)
-            if isinstance(value, str):
-                data[section][key] = str(base / value)
+            table = data if section is None else data.get(section, {})
+            if isinstance(table.get(key), str):
+                table[key] = str(base / table[key])
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_nested(data, key, value)
@@ -152,4 +165,5 @@ def load_settings(
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
     worker = settings.worker.model_copy(update={"models_dir": settings.worker.models_dir.resolve()})
-    return settings.model_copy(update={"worker": worker})
+    data_dir = (settings.data_dir or default_data_dir()).resolve()
+    return settings.model_copy(update={"worker": worker, "data_dir": data_dir})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -89,6 +90,22 @@ def _check_private(path: Path) -> None:
         raise ConfigError(
             f"runtime dir {path} must be private (mode 0700), not {stat.S_IMODE(info.st_mode):o}"
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the ports on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_data_dir() -> Path:
+    """Where API keys live unless configured: $XDG_DATA_HOME/inferencehub."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "inferencehub"
 
 
 def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

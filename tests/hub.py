@@ -127,7 +127,8 @@ def running_hub(models: Path, log_dir: Path, *extra: str) -> Iterator[Hub]:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Keys come from the test's own data dir, never from the user's.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(log_dir / "xdg")},
         )
     hub = Hub(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
     try:

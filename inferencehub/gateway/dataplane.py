@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from inferencehub.errors import InvalidRequestError
+from inferencehub.errors import InvalidRequestError, WorkerUnavailableError
+from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol.validation import resolve_version, validate_predict
 from inferencehub.v1 import inference_pb2 as pb
@@ -13,18 +14,25 @@ from inferencehub.v1 import inference_pb2 as pb
 class DataPlane:
     """What both public APIs do; adapters only convert at the edge."""
 
-    def __init__(self, worker: GrpcWorkerClient, default_timeout_s: float) -> None:
+    def __init__(
+        self, worker: GrpcWorkerClient, default_timeout_s: float, max_in_flight: int = 1024
+    ) -> None:
         self._worker = worker
         self._default_timeout_s = default_timeout_s
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     async def ready(self) -> bool:
         """From the last health check (every second): never waits on a busy worker."""
         return self._worker.serving
 
     async def list_models(self) -> list[pb.ModelInfo]:
-        return await self._worker.refresh()
+        """Every model the request's API key may use."""
+        key = current_key.get()
+        return [m for m in await self._worker.refresh() if key is None or key.may_use(m.name)]
 
     async def model(self, name: str) -> pb.ModelInfo:
+        authorize_model(name)
         return await self._worker.model(name)
 
     async def predict(
@@ -37,6 +45,21 @@ class DataPlane:
             InvalidRequestError: inputs don't match the signature.
             WorkerUnavailableError: the worker is restarting or unreachable.
         """
+        authorize_model(request.model_name)
+        if self._in_flight >= self._max_in_flight:
+            raise WorkerUnavailableError(
+                f"the gateway has {self._in_flight} requests in flight (max_in_flight); "
+                "retry shortly"
+            )
+        self._in_flight += 1
+        try:
+            return await self._predict(request, timeout_s)
+        finally:
+            self._in_flight -= 1
+
+    async def _predict(
+        self, request: pb.PredictRequest, timeout_s: float | None
+    ) -> pb.PredictResponse:
         model = await self._worker.model(request.model_name)
         version = resolve_version(model, request.version)
         validate_predict(request, version)
@@ -71,19 +94,28 @@ class DataPlane:
         return min(limits)
 
     async def resolve(self, name: str, version: str) -> pb.ModelVersion:
+        authorize_model(name)
         return resolve_version(await self._worker.model(name), version)
 
     async def model_version(self, name: str, version: str) -> tuple[pb.ModelInfo, pb.ModelVersion]:
         """A model and one of its ready versions ("" = default), for metadata and config."""
+        authorize_model(name)
         model = await self._worker.model(name)
         return model, resolve_version(model, version)
 
     async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
         """Raises ModelNotFoundError for an unknown model or version (the worker decides)."""
-        return await self._worker.statistics(name, version)
+        if name:
+            authorize_model(name)
+            return await self._worker.statistics(name, version)
+        key = current_key.get()
+        everything = await self._worker.statistics(name, version)
+        return [s for s in everything if key is None or key.may_use(s.name)]
 
     async def load_model(self, name: str) -> pb.ModelInfo:
+        authorize_model(name)
         return await self._worker.load_model(name, self._default_timeout_s)
 
     async def unload_model(self, name: str) -> pb.ModelInfo:
+        authorize_model(name)
         return await self._worker.unload_model(name)

@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from inferencehub import __version__
 from inferencehub.errors import HubError
+from inferencehub.gateway.auth import Authenticator, AuthInterceptor
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.kserve_grpc import KServeServicer
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
@@ -96,16 +97,20 @@ def _result(outcome: pb.PredictResponse | BaseException) -> pb.PredictResult:
 
 
 def build_grpc_server(
-    dataplane: DataPlane, health_servicer: health.aio.HealthServicer, max_message_bytes: int
+    dataplane: DataPlane,
+    health_servicer: health.aio.HealthServicer,
+    max_message_bytes: int,
+    authenticator: Authenticator | None = None,
 ) -> grpc.aio.Server:
     """A grpc.aio server with our services; the caller binds ports."""
     server = grpc.aio.server(
+        interceptors=[AuthInterceptor(authenticator)] if authenticator is not None else [],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             # NOTE: gRPC sets SO_REUSEPORT by default, so a busy port would bind silently.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(GatewayServicer(dataplane), server)
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(

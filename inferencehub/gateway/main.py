@@ -17,10 +17,12 @@ from grpc_health.v1 import health, health_pb2
 
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError
+from inferencehub.gateway.auth import Authenticator
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.rest import create_app
 from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.keys import KeyStore
 from inferencehub.runtime import notify
 
 logger = logging.getLogger(__name__)
@@ -79,9 +81,12 @@ async def run_gateway(
         refresh_s=s.metadata_refresh_s,
         retry_in_flight=s.retry_in_flight,
     )
-    dataplane = DataPlane(worker, s.request_timeout_s)
+    dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight)
     health_servicer = health.aio.HealthServicer()
-    grpc_server = build_grpc_server(dataplane, health_servicer, max_message)
+    authenticator = Authenticator(
+        KeyStore(settings.data_dir) if settings.data_dir else None, s.rate_limit_per_s
+    )
+    grpc_server = build_grpc_server(dataplane, health_servicer, max_message, authenticator)
     try:
         http_socket = bind_http_socket(s.host, s.http_port)
         try:
@@ -96,7 +101,7 @@ async def run_gateway(
     http_port = http_socket.getsockname()[1]
     http = _HttpServer(
         uvicorn.Config(
-            create_app(dataplane, s.max_request_bytes, state_file),
+            create_app(dataplane, s.max_request_bytes, state_file, authenticator),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -8,12 +8,14 @@ from pathlib import Path
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from inferencehub import __version__
 from inferencehub.errors import HubError, InvalidRequestError
+from inferencehub.gateway.auth import Authenticator, AuthMiddleware
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.http_common import (
     JSONResponse,
@@ -36,7 +38,10 @@ IMAGE_TYPES = ("application/octet-stream",)
 
 
 def create_app(
-    dataplane: DataPlane, max_request_bytes: int, state_file: Path | None = None
+    dataplane: DataPlane,
+    max_request_bytes: int,
+    state_file: Path | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Starlette:
     """The HTTP application; `dataplane` does the work, this only converts at the edge."""
 
@@ -96,6 +101,9 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(AuthMiddleware, authenticator=authenticator)]
+        if authenticator is not None
+        else [],
         exception_handlers={
             HubError: hub_error,
             HTTPException: http_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -49,6 +50,9 @@ async def run_worker(
     try:
         server.add_insecure_port(address)
         await server.start()
+        if address.startswith("unix://"):
+            # Only this user may connect: nobody bypasses the gateway's door locally.
+            os.chmod(address.removeprefix("unix://"), 0o600)
         await registry.load_all()
     except HubError as exc:
         notify(notify_fd, "error", message=exc.message)

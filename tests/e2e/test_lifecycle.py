@@ -41,6 +41,7 @@ def test_signal_stops_everything_and_removes_runtime_dir(
         assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
         sock = runtime / "worker.sock"
         assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
         assert stat.S_IMODE((runtime / "settings.json").stat().st_mode) == 0o600
         assert "InferenceHub ready: http://127.0.0.1:" in hub.output()
         # The supervisor stays lean: neither ONNX Runtime nor gRPC's core is loaded in it.
