@@ -53,6 +53,10 @@ def up(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
     log_format: Annotated[LogFormat | None, typer.Option(help="text or json.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate (HTTPS, gRPC+TLS).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback host without API keys.")
     ] = False,
@@ -69,6 +73,8 @@ def up(
                 "log_level": log_level,
                 "log_format": log_format,
                 "gateway.insecure": insecure or None,
+                "gateway.tls_cert": tls_cert,
+                "gateway.tls_key": tls_key,
             },
         )
     except HubError as exc:

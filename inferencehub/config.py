@@ -20,7 +20,13 @@ LogLevel = Annotated[
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
 ]
 # Settings holding paths: relative ones in a config file are relative to that file.
-_PATH_KEYS = (("worker", "models_dir"), ("supervisor", "runtime_dir"), (None, "data_dir"))
+_PATH_KEYS = (
+    ("worker", "models_dir"),
+    ("supervisor", "runtime_dir"),
+    (None, "data_dir"),
+    ("gateway", "tls_cert"),
+    ("gateway", "tls_key"),
+)
 
 
 class _Section(BaseModel):
@@ -45,6 +51,8 @@ class GatewaySettings(_Section):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Time to finish in-flight requests on stop."
     )
+    tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS and gRPC+TLS.")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
     insecure: bool = Field(
         False, description="Allow a non-loopback host with no API keys (anyone may call)."
     )
@@ -166,4 +174,10 @@ def load_settings(
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
     worker = settings.worker.model_copy(update={"models_dir": settings.worker.models_dir.resolve()})
     data_dir = (settings.data_dir or default_data_dir()).resolve()
+    tls = (settings.gateway.tls_cert, settings.gateway.tls_key)
+    if (tls[0] is None) != (tls[1] is None):
+        raise ConfigError("TLS needs both tls_cert and tls_key")
+    for path in tls:
+        if path is not None and not path.is_file():
+            raise ConfigError(f"TLS file {path} does not exist")
     return settings.model_copy(update={"worker": worker, "data_dir": data_dir})

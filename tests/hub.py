@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -100,7 +101,9 @@ def up_command(models: Path, http_port: int, grpc_port: int, *extra: str) -> lis
     ]
 
 
-def wait_ready(hub: Hub, timeout_s: float = START_TIMEOUT_S) -> None:
+def wait_ready(
+    hub: Hub, timeout_s: float = START_TIMEOUT_S, verify: ssl.SSLContext | bool = True
+) -> None:
     """Probe /v2/health/ready until it says yes, failing fast if `up` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -109,14 +112,21 @@ def wait_ready(hub: Hub, timeout_s: float = START_TIMEOUT_S) -> None:
                 f"inferencehub up exited with {hub.process.returncode}:\n{hub.output()}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{hub.http_url}/v2/health/ready", timeout=1.0).status_code == 200:
+            ready = httpx.get(f"{hub.http_url}/v2/health/ready", timeout=1.0, verify=verify)
+            if ready.status_code == 200:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"inferencehub up not ready after {timeout_s}s:\n{hub.output()}")
 
 
 @contextlib.contextmanager
-def running_hub(models: Path, log_dir: Path, *extra: str) -> Iterator[Hub]:
+def running_hub(
+    models: Path,
+    log_dir: Path,
+    *extra: str,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
+) -> Iterator[Hub]:
     """`inferencehub up` serving `models`; always stopped (and killed if it must be)."""
     http_port, grpc_port = free_tcp_port(), free_tcp_port()
     log = log_dir / f"hub-{http_port}.log"
@@ -130,9 +140,9 @@ def running_hub(models: Path, log_dir: Path, *extra: str) -> Iterator[Hub]:
             # Keys come from the test's own data dir, never from the user's.
             env={**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(log_dir / "xdg")},
         )
-    hub = Hub(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
+    hub = Hub(process, f"{scheme}://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
     try:
-        wait_ready(hub)
+        wait_ready(hub, verify=verify)
         yield hub
     finally:
         if process.poll() is None:

@@ -90,7 +90,14 @@ async def run_gateway(
     try:
         http_socket = bind_http_socket(s.host, s.http_port)
         try:
-            grpc_port = grpc_server.add_insecure_port(_grpc_target(s.host, s.grpc_port))
+            target = _grpc_target(s.host, s.grpc_port)
+            if s.tls_cert is not None and s.tls_key is not None:
+                credentials = grpc.ssl_server_credentials(
+                    [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())]
+                )
+                grpc_port = grpc_server.add_secure_port(target, credentials)
+            else:
+                grpc_port = grpc_server.add_insecure_port(target)
         except RuntimeError:
             http_socket.close()
             raise ConfigError(f"gRPC port {s.grpc_port} on {s.host} is already in use") from None
@@ -106,6 +113,8 @@ async def run_gateway(
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
+            ssl_certfile=s.tls_cert,
+            ssl_keyfile=s.tls_key,
         )
     )
     await health_servicer.set("", NOT_SERVING)

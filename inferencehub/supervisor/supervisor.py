@@ -73,9 +73,11 @@ class Supervisor:
                 return await self._shutdown(EXIT_CHILD_FAILED)
             host = self._settings.gateway.host
             shown = f"[{host}]" if ":" in host else host
+            tls = self._settings.gateway.tls_cert is not None
             print(
-                f"InferenceHub ready: http://{shown}:{ready['gateway']['http_port']}  "
-                f"grpc {shown}:{ready['gateway']['grpc_port']}  "
+                f"InferenceHub ready: {'https' if tls else 'http'}://{shown}:"
+                f"{ready['gateway']['http_port']}  "
+                f"{'grpc+tls' if tls else 'grpc'} {shown}:{ready['gateway']['grpc_port']}  "
                 f"models {self._settings.worker.models_dir}",
                 flush=True,
             )

@@ -3,6 +3,7 @@ rate-limited, and revoked on a running server; no keys on a public address means
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
@@ -125,3 +126,53 @@ def test_cli_creates_lists_and_revokes_keys(tmp_path: Path) -> None:
     )
     assert again.returncode == 2
     assert "no key named 'robot'" in again.stderr
+
+
+def test_tls_on_both_public_ports(repository: Path, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    trust = ssl.create_default_context(cafile=str(cert))
+    with running_hub(
+        repository,
+        tmp_path,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        scheme="https",
+        verify=trust,
+    ) as hub:
+        assert "InferenceHub ready: https://127.0.0.1:" in hub.output()
+        reply = httpx.post(f"{hub.http_url}/v1/models/scale/predict", json=BODY, verify=trust)
+        assert reply.json()["outputs"][0]["data"] == [10, 20, 30, 40]
+        with pytest.raises(httpx.HTTPError):  # plaintext is not served
+            httpx.get(hub.http_url.replace("https", "http") + "/v2/health/ready", timeout=5)
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(hub.grpc_target, credentials) as channel:
+            stub = inference_pb2_grpc.InferenceServiceStub(channel)
+            request = pb.PredictRequest(
+                model_name="scale", inputs=[tensor_from_numpy("x", np.ones((1, 4), np.float32))]
+            )
+            assert stub.Predict(request, timeout=10).version == "2"
