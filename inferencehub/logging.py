@@ -38,6 +38,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _OneLineFilter(logging.Filter):
+    """gRPC logs a full traceback for every undecodable request; a bad client must not be able
+    to flood the log with them, so keep the message and drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def configure_logging(
     role: str, level: str = "INFO", fmt: Literal["text", "json"] = "text"
 ) -> None:
@@ -58,3 +68,4 @@ def configure_logging(
     # Third-party chatter stays at WARNING unless we debug.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "grpc"):
         logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("grpc._cython.cygrpc").addFilter(_OneLineFilter())
