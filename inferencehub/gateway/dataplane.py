@@ -10,6 +10,9 @@ from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol.validation import resolve_version, validate_predict
 from inferencehub.v1 import inference_pb2 as pb
 
+# Header (HTTP) / metadata (gRPC) that keeps a caller on one version of a split.
+ROUTING_KEY = "x-routing-key"
+
 
 class DataPlane:
     """What both public APIs do; adapters only convert at the edge."""
@@ -36,7 +39,7 @@ class DataPlane:
         return await self._worker.model(name)
 
     async def predict(
-        self, request: pb.PredictRequest, timeout_s: float | None = None
+        self, request: pb.PredictRequest, timeout_s: float | None = None, routing_key: str = ""
     ) -> pb.PredictResponse:
         """Validate against the model's signature, pin the version, run it on the worker.
 
@@ -53,15 +56,16 @@ class DataPlane:
             )
         self._in_flight += 1
         try:
-            return await self._predict(request, timeout_s)
+            return await self._predict(request, timeout_s, routing_key)
         finally:
             self._in_flight -= 1
 
     async def _predict(
-        self, request: pb.PredictRequest, timeout_s: float | None
+        self, request: pb.PredictRequest, timeout_s: float | None, routing_key: str
     ) -> pb.PredictResponse:
         model = await self._worker.model(request.model_name)
-        version = resolve_version(model, request.version)
+        key = current_key.get()
+        version = resolve_version(model, request.version, routing_key or (key.name if key else ""))
         validate_predict(request, version)
         request.version = version.version  # the worker runs exactly what was validated
         if not request.request_id:

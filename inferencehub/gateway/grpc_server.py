@@ -12,6 +12,7 @@ from inferencehub import __version__
 from inferencehub.errors import HubError
 from inferencehub.gateway.auth import Authenticator, AuthInterceptor
 from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.grpc_common import routing_key
 from inferencehub.gateway.kserve_grpc import KServeServicer
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
@@ -30,7 +31,9 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
-        return await self._dataplane.predict(request, context.time_remaining())
+        return await self._dataplane.predict(
+            request, context.time_remaining(), routing_key(context)
+        )
 
     @map_errors_to_grpc
     async def PredictMany(
@@ -38,7 +41,7 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
     ) -> pb.PredictManyResponse:
         timeout = context.time_remaining()
         results = await asyncio.gather(
-            *(self._dataplane.predict(r, timeout) for r in request.requests),
+            *(self._dataplane.predict(r, timeout, routing_key(context)) for r in request.requests),
             return_exceptions=True,
         )
         return pb.PredictManyResponse(results=[_result(r) for r in results])

@@ -6,6 +6,7 @@ import grpc
 
 from inferencehub.errors import HubError
 from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.grpc_common import routing_key
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from inferencehub.protocol import kserve_codec as codec
@@ -58,7 +59,9 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> v2.ModelInferResponse:
         predict = codec.predict_request_from_grpc(request)
-        response = await self._dataplane.predict(predict, context.time_remaining())
+        response = await self._dataplane.predict(
+            predict, context.time_remaining(), routing_key(context)
+        )
         return codec.infer_response_to_grpc(response, request.id)
 
     @map_errors_to_grpc

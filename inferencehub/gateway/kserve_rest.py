@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inferencehub.errors import InvalidRequestError
-from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import JSONResponse, read_body
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.json_codec import tensor_from_json
@@ -189,7 +189,9 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
             body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
         )
         client_id = predict.request_id
-        response = await dataplane.predict(predict)
+        response = await dataplane.predict(
+            predict, routing_key=request.headers.get(ROUTING_KEY, "")[:256]
+        )
         return infer_response(response, client_id, binary_outputs, binary_default)
 
     async def repository_index(request: Request) -> Response:

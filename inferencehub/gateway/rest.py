@@ -16,7 +16,7 @@ from starlette.routing import Route
 from inferencehub import __version__
 from inferencehub.errors import HubError, InvalidRequestError
 from inferencehub.gateway.auth import Authenticator, AuthMiddleware
-from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import (
     JSONResponse,
     http_error,
@@ -81,7 +81,9 @@ def create_app(
         else:
             pb_request = _json_predict_request(body, name, version)
         pb_request.request_id = request.headers.get("x-request-id", "")[:128]
-        response = await dataplane.predict(pb_request)
+        response = await dataplane.predict(
+            pb_request, routing_key=request.headers.get(ROUTING_KEY, "")[:256]
+        )
         return JSONResponse(
             response_to_json(response),
             headers={"x-model-version": response.version, "x-request-id": response.request_id},

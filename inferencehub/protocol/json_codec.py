@@ -134,4 +134,16 @@ def model_to_json(model: pb.ModelInfo) -> dict[str, Any]:
         if v.top_k:
             entry["top_k"] = v.top_k
         versions.append(entry)
-    return {"name": model.name, "default_version": model.default_version, "versions": versions}
+    described: dict[str, Any] = {
+        "name": model.name,
+        "default_version": model.default_version,
+        "versions": versions,
+    }
+    routing = model.routing
+    if routing.labels or routing.weights:
+        described["routing"] = {
+            "labels": dict(routing.labels),
+            "split": dict(routing.weights),
+            "sticky": routing.sticky,
+        }
+    return described

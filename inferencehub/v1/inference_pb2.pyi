@@ -189,14 +189,40 @@ class DynamicBatching(_message.Message):
     def __init__(self, max_queue_delay_us: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "default_version", "versions")
+    __slots__ = ("name", "default_version", "versions", "routing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     name: str
     default_version: str
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
-    def __init__(self, name: _Optional[str] = ..., default_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+    routing: RoutingPolicy
+    def __init__(self, name: _Optional[str] = ..., default_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ...) -> None: ...
+
+class RoutingPolicy(_message.Message):
+    __slots__ = ("labels", "weights", "sticky")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    STICKY_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    weights: _containers.ScalarMap[str, float]
+    sticky: bool
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., weights: _Optional[_Mapping[str, float]] = ..., sticky: bool = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -141,6 +141,7 @@ class ModelRegistry:
                         )
                     )
             info.default_version = _default_version(entry, info)
+            info.routing.CopyFrom(_routing(entry, info))
             self._models[entry.name] = schedulers
             self._infos[entry.name] = info
             for scheduler in retired:
@@ -251,6 +252,30 @@ def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
             )
         return str(pinned)  # requests without a version then get an error naming the versions
     return max(ready, key=int) if ready else ""
+
+
+def _routing(entry: ModelEntry, info: pb.ModelInfo) -> pb.RoutingPolicy:
+    """The model.toml routing, keeping only versions that can serve (others are logged)."""
+    routing = entry.config.routing
+    ready = {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
+    weights = {}
+    for version, weight in routing.split.items():
+        if str(int(version)) not in ready or weight < 0:
+            logger.error(
+                "%s: split weight for version %s ignored (not a ready version, or negative)",
+                entry.name,
+                version,
+            )
+            continue
+        weights[str(int(version))] = weight
+    if routing.split and not any(weights.values()):
+        logger.error("%s: no usable split weight; serving the default version", entry.name)
+        weights = {}
+    return pb.RoutingPolicy(
+        labels={label: str(v) for label, v in routing.labels.items()},
+        weights=weights,
+        sticky=routing.sticky,
+    )
 
 
 def _first_line(exc: Exception) -> str:

@@ -65,6 +65,16 @@ class BatchingConfig(_Strict):
     )
 
 
+class RoutingConfig(_Strict):
+    """Version routing for requests that name no version, or a label."""
+
+    labels: dict[str, int] = Field(default_factory=dict, description="e.g. {stable = 1}")
+    split: dict[str, float] = Field(
+        default_factory=dict, description="Weights by version, e.g. {'1' = 90, '2' = 10}."
+    )
+    sticky: bool = True
+
+
 class ModelConfig(_Strict):
     """The optional models/NAME/model.toml."""
 
@@ -77,6 +87,7 @@ class ModelConfig(_Strict):
         128, ge=1, description="Queued requests per version before new ones get 429."
     )
     batching: BatchingConfig = BatchingConfig()
+    routing: RoutingConfig = RoutingConfig()
     preprocess: PreprocessConfig | None = None
     postprocess: PostprocessConfig | None = None
 
