@@ -62,7 +62,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             415, f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none"
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body is {declared} bytes; the limit is {limit}")
     chunks = []
     size = 0

@@ -42,7 +42,9 @@ def parse_infer_request(
     if header_length is None:
         header_bytes, binary = body, memoryview(b"")
     else:
-        if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or not 0 < int(
+            header_length
+        ) <= len(body):
             raise InvalidRequestError(
                 f"Inference-Header-Content-Length {header_length!r} must be a positive byte count"
                 f" within the {len(body)}-byte body"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -78,6 +79,11 @@ def map_errors_to_grpc(rpc: RpcMethod) -> RpcMethod:
         try:
             return await rpc(self, request, context)
         except HubError as exc:
+            remaining = context.time_remaining()
+            if exc.code is ErrorCode.DEADLINE_EXCEEDED and remaining is not None and remaining <= 0:
+                # The call is over: gRPC answers DEADLINE_EXCEEDED itself, and a status sent
+                # now only makes its core log an error.
+                raise asyncio.CancelledError from None
             await context.abort(GRPC_STATUS[exc.code], exc.message)
         except Exception:
             logger.exception("unhandled error in %s", rpc.__name__)

@@ -148,7 +148,7 @@ def scan_model(directory: Path) -> ModelEntry | None:
         (
             VersionEntry(version=str(int(v.name)), path=v / MODEL_FILE)
             for v in directory.iterdir()
-            if v.is_dir() and v.name.isdigit()
+            if v.is_dir() and v.name.isascii() and v.name.isdigit()
         ),
         key=lambda e: int(e.version),
     )

@@ -43,7 +43,7 @@ def snapshot(root: Path) -> dict[str, ModelStamp]:
         versions = {
             child.name: _stamp(child / MODEL_FILE)
             for child in children
-            if child.is_dir() and child.name.isdigit()
+            if child.is_dir() and child.name.isascii() and child.name.isdigit()
         }
         if not versions:
             continue

@@ -120,7 +120,7 @@ def test_request_in_flight_on_a_killed_worker_is_retried(repository: Path, tmp_p
         body = {
             "inputs": [
                 {"name": "x", "datatype": "FP32", "shape": [1], "data": [0.5]},
-                {"name": "iterations", "datatype": "INT64", "shape": [], "data": 1_000_000},
+                {"name": "iterations", "datatype": "INT64", "shape": [], "data": 3_000_000},
             ]
         }
         result: dict[str, httpx.Response] = {}

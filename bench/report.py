@@ -1,0 +1,395 @@
+"""Turn one invocation's measurements into the markdown report: tables, ratios and targets.
+
+Targets come from the performance issue; the report states met/missed and by how much next
+to the figures, never a pass/fail exit code: on a shared 2-core box the verdict is for a
+human reading the noise columns too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PATHS = {
+    ("naive", "http"): "naive HTTP (binary)",
+    ("naive", "http-json"): "naive HTTP JSON",
+    ("naive", "grpc"): "naive gRPC",
+    ("hub", "http-json"): "InferenceHub HTTP JSON",
+    ("hub", "http"): "InferenceHub HTTP binary",
+    ("hub", "grpc"): "InferenceHub gRPC",
+}
+
+
+def num(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def times(r: float | None) -> str:
+    """A ratio with two decimals, or two significant digits when tiny (MLP vs raw ORT)."""
+    if r is None:
+        return "—"
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
+def at(by_batch: dict[Any, float], batch: int) -> float | None:
+    """by_batch[batch]; JSON turns the int keys into strings."""
+    return by_batch.get(batch, by_batch.get(str(batch)))
+
+
+def find(points: list[dict[str, Any]], server: str, path: str, model: str, c: int) -> dict | None:
+    for p in points:
+        if (p["server"], p["path"], p["model"], p["concurrency"]) == (server, path, model, c):
+            return p
+    return None
+
+
+def naive_peer(points: list[dict[str, Any]], p: dict[str, Any]) -> dict | None:
+    """The naive point to compare with: same protocol; JSON falls back to naive binary HTTP."""
+    peer = find(points, "naive", p["path"], p["model"], p["concurrency"])
+    if peer is None and p["path"] == "http-json":
+        peer = find(points, "naive", "http", p["model"], p["concurrency"])
+    return peer
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def per_1k(p: dict[str, Any], key: str) -> float | None:
+    return p[key] / p["requests"] * 1000 if p.get("requests") else None
+
+
+def model_section(model: str, results: dict[str, Any]) -> list[str]:
+    raw = results["raw"].get(model)
+    points = [p for p in results["points"] if p["model"] == model]
+    conc = sorted({p["concurrency"] for p in points})
+    lines = [f"### {model}", ""]
+    best = raw["best"]["throughput"] if raw else None
+    if raw:
+        layout, batch = raw["best"]["layout"], raw["best"]["batch"]
+        lat = "; ".join(
+            f"{name}: p50 {num(v['p50_ms'], 3)} / p99 {num(v['p99_ms'], 3)} ms"
+            for name, v in raw["latency"].items()
+        )
+        lines += [
+            f"Raw ONNX Runtime in-process: best **{num(best)} inferences/s** "
+            f"({layout}, batch {batch}; {num(at(raw['cpu_per_1k'][layout], batch), 3)} CPU s per "
+            f"1k inferences there); batch-1 latency {lat}. Other processes used "
+            f"{num(max(raw.get('other_load', []), default=None), 2)} cores at most meanwhile.",
+            "",
+            "| raw ORT layout | " + " | ".join(f"batch {b}" for b in raw["batches"]) + " |",
+            "|---|" + "---:|" * len(raw["batches"]),
+        ]
+        for name, rates in raw["throughput"].items():
+            cells = " | ".join(num(at(rates, b)) for b in raw["batches"])
+            lines.append(f"| {name} (inferences/s) | {cells} |")
+        lines.append("")
+    header = "| throughput, inferences/s | " + " | ".join(f"c={c}" for c in conc) + " |"
+    lines += [header, "|---|" + "---:|" * len(conc)]
+    if best:
+        lines.append(
+            "| raw ORT best (in-process ceiling) | " + " | ".join(num(best) for _ in conc) + " |"
+        )
+    for (server, path), label in PATHS.items():
+        row = [find(points, server, path, model, c) for c in conc]
+        if any(row):
+            cells = [
+                num(p["throughput"]) + ("*" if p and p["tool"] == "builtin" else "") if p else "—"
+                for p in row
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| c | path | inferences/s | p50 ms | p99 ms | errors | server CPU s/1k req "
+        "| loadgen CPU s/1k req | other load, cores | x raw best | x naive |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in conc:
+        for (server, path), label in PATHS.items():
+            p = find(points, server, path, model, c)
+            if p is None:
+                continue
+            peer = naive_peer(points, p) if server == "hub" else None
+            vs_naive = ratio(p["throughput"], peer["throughput"] if peer else None)
+            other = p["other_cpu_s"] / p["wall_s"] if p.get("wall_s") else None
+            tool = " (built-in)" if p["tool"] == "builtin" else ""
+            lines.append(
+                f"| {c} | {label}{tool} | {num(p['throughput'])} | {num(p['p50_ms'], 2)} "
+                f"| {num(p['p99_ms'], 2)} | {p['errors']} | {num(per_1k(p, 'server_cpu_s'), 3)} "
+                f"| {num(per_1k(p, 'loadgen_cpu_s'), 3)} | {num(other, 2)} "
+                f"| {times(ratio(p['throughput'], best))} | {times(vs_naive)} |"
+            )
+    lines.append("")
+    return lines
+
+
+@dataclass
+class Target:
+    """One goal from the issue: `value` against `goal` (a ratio, or a quantity in `unit`)."""
+
+    name: str
+    value: float | None
+    goal: float
+    higher_is_better: bool
+    unit: str = "x"  # "x" = a ratio
+    detail: str = ""
+    unmeasured: str = "not measured"  # the verdict when there is no value
+
+    def row(self) -> str:
+        sign = "≥" if self.higher_is_better else "≤"
+        space = "" if self.unit == "x" else " "
+        measured = f"{num(self.value, 2)}{space}{self.unit} {self.detail}".strip()
+        goal = f"{sign} {num(self.goal, 2)}{space}{self.unit}"
+        return f"| {self.name} | {measured} | {goal} | {self.verdict()} |"
+
+    def verdict(self) -> str:
+        if self.value is None:
+            return self.unmeasured
+        if self.value >= self.goal if self.higher_is_better else self.value <= self.goal:
+            return "**met**"
+        gap = abs(self.value - self.goal)
+        unit = "" if self.unit == "x" else f" {self.unit}"
+        rel = f" ({gap / self.goal:.0%})" if self.goal else ""
+        return f"**missed** by {num(gap, 2)}{unit}{rel}"
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    pts, raw = results["points"], results["raw"]
+
+    def get(server: str, path: str, model: str, c: int, key: str) -> float | None:
+        p = find(pts, server, path, model, c)
+        return p[key] if p else None
+
+    def raw_best(model: str) -> float | None:
+        return raw[model]["best"]["throughput"] if model in raw else None
+
+    rows: list[Target] = []
+    for path, label in (("grpc", "gRPC"), ("http", "HTTP binary")):
+        resnet = get("hub", path, "resnet50", 16, "throughput")
+        squeeze = get("hub", path, "squeezenet", 16, "throughput")
+        naive = get("naive", path, "squeezenet", 16, "throughput")
+        rows += [
+            Target(
+                f"ResNet-50 c=16 {label} / raw ORT best",
+                ratio(resnet, raw_best("resnet50")),
+                0.95,
+                True,
+            ),
+            Target(
+                f"SqueezeNet c=16 {label} / raw ORT best",
+                ratio(squeeze, raw_best("squeezenet")),
+                0.90,
+                True,
+            ),
+            Target(f"SqueezeNet c=16 {label} / naive {label}", ratio(squeeze, naive), 1.1, True),
+        ]
+    mlp = get("hub", "grpc", "mlp", 64, "throughput")
+    rows += [
+        Target("MLP c=64 gRPC throughput", mlp, 3000, True, "/s"),
+        Target("MLP c=64 gRPC p99", get("hub", "grpc", "mlp", 64, "p99_ms"), 50, False, "ms"),
+        Target(
+            "MLP c=64 gRPC / naive gRPC",
+            ratio(mlp, get("naive", "grpc", "mlp", 64, "throughput")),
+            1.0,
+            True,
+        ),
+    ]
+    over = results.get("overload", {}).get("hub", {})
+    if "failed" not in over.get("overload", {"failed": 1}):
+        o, base = over["overload"], over["baseline"]
+        late = o["deadline_exceeded"] + o["late_ok"]
+        rejected = f"({o['rejected']} rejected)"
+        rows += [
+            Target("Overload c=256: answered after the 2 s deadline", late, 0, False, "requests"),
+            Target(
+                "Overload c=256: rejections answered, p99",
+                o["rejected_p99_ms"],
+                50,
+                False,
+                "ms",
+                rejected,
+                "**missed**: nothing was rejected" if late else "n/a: nothing needed rejecting",
+            ),
+            Target(
+                "Overload c=256: admitted p99 / c=16 p99",
+                ratio(o["p99_ms"], base.get("p99_ms")),
+                2.0,
+                False,
+                detail=f"({num(o['p99_ms'])} vs {num(base.get('p99_ms'))} ms)",
+                unmeasured="**missed**: nothing admitted in time" if late else "not measured",
+            ),
+        ]
+    door = results.get("door", {}).get("hub")
+    if door:
+        rows += [
+            Target(
+                "Door: /v2/health/ready p99 under ResNet-50 c=8",
+                door["ready"].get("p99_ms"),
+                10,
+                False,
+                "ms",
+            ),
+            Target(
+                "Door: MLP gRPC c=1 p99 under ResNet-50 c=8",
+                door["mlp"].get("p99_ms"),
+                100,
+                False,
+                "ms",
+            ),
+        ]
+    mem = results.get("memory", {}).get("hub_idle")
+    if mem:
+        rows.append(Target("Idle RSS, all InferenceHub processes", mem["rss_mb"], 300, False, "MB"))
+    start = results.get("startup", {}).get("median_s")
+    if start is not None:
+        rows.append(Target("`up` to ready, median", start, 3.0, False, "s"))
+    return [
+        "| target | measured | goal | verdict |",
+        "|---|---:|---:|---|",
+        *(t.row() for t in rows),
+        "",
+    ]
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table; the first column left-aligned, the others right-aligned."""
+    rule = "|---|" + "---:|" * (len(header) - 1)
+    return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def overload_rows(over: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for server, runs in over.items():
+        for key in ("baseline", "overload"):
+            o = runs.get(key, {"failed": "not run"})
+            if "failed" in o:
+                rows.append([server, key, f"failed: {o['failed']}", *[""] * 8])
+                continue
+            others = sum(o["error_kinds"].values()) - o["rejected"]
+            rows.append(
+                [
+                    server,
+                    str(o["concurrency"]),
+                    num(o["throughput"]),
+                    num(o["p50_ms"]),
+                    num(o["p99_ms"]),
+                    f"{o['rejected']} ({num(o['rejected_p50_ms'])} / {num(o['rejected_p99_ms'])})",
+                    str(o["deadline_exceeded"] + o["late_ok"]),
+                    str(others),
+                    str(o.get("server_ok", "—")),
+                    str(o.get("wasted", "—")),
+                    num(o.get("drain_s")),
+                ]
+            )
+    return rows
+
+
+def extras(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if over := results.get("overload"):
+        lines += ["## Overload: SqueezeNet, gRPC, 2 s client deadline (built-in generator)", ""]
+        header = ["server", "c", "admitted/s", "p50 ms", "p99 ms", "rejected (p50 / p99 ms)"]
+        header += ["after deadline", "other errors", "server finished", "wasted", "drain s"]
+        lines += [*table(header, overload_rows(over)), ""]
+        lines += [
+            "*wasted*: requests the server finished although the client had already given up "
+            "(server finished minus client OK, warm-up included); *drain*: seconds the server "
+            "kept computing after the load generator stopped.",
+            "",
+        ]
+    if door := results.get("door"):
+        lines += ["## Door under load: while ResNet-50 gRPC c=8 saturates the server", ""]
+        header = ["server", "ready p50 ms", "ready p99 ms", "ready errors", "MLP c=1 /s"]
+        header += ["MLP p50 ms", "MLP p99 ms", "MLP errors", "ResNet-50 /s meanwhile"]
+        rows = []
+        for server, d in door.items():
+            r, m = d["ready"], d["mlp"]
+            rows.append(
+                [
+                    server,
+                    num(r.get("p50_ms"), 2),
+                    num(r.get("p99_ms"), 2),
+                    str(r.get("errors")),
+                    num(m.get("throughput")),
+                    num(m.get("p50_ms"), 2),
+                    num(m.get("p99_ms"), 2),
+                    str(m.get("errors", m.get("failed"))),
+                    num(d.get("background_rate")),
+                ]
+            )
+        lines += [*table(header, rows), ""]
+    mem, start = results.get("memory", {}), results.get("startup", {})
+    lines += ["## Memory and start-up", ""]
+    names = {
+        "hub_idle": "InferenceHub idle, after loading",
+        "hub_after": "InferenceHub after the run",
+        "naive_idle": "naive server idle",
+    }
+    rows = [
+        [
+            label,
+            num(mem[k]["rss_mb"]),
+            num(mem[k]["pss_mb"]),
+            ", ".join(f"{role} {num(v)}" for role, v in mem[k]["per_process"].items()),
+        ]
+        for k, label in names.items()
+        if k in mem
+    ]
+    lines += table(["measurement", "RSS MB (sum)", "PSS MB (sum)", "RSS by process"], rows)
+    if start:
+        samples = ", ".join(f"{s:.2f}" for s in start["samples_s"])
+        lines += [
+            "",
+            "`python -m inferencehub up` (from source) to `/v2/health/ready` = 200: median "
+            f"**{start['median_s']:.2f} s** (samples {samples} s).",
+        ]
+    return [*lines, ""]
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    info, s = results["info"], results["settings"]
+    lines = [
+        f"# InferenceHub serving benchmark — {info['date']}",
+        "",
+        f"`{command}` — {results['duration_s'] / 60:.1f} min. "
+        f"Commit `{info['commit']}`{info['dirty']}; "
+        f"{info['cores']} cores ({info['cpu']}), {info['memory_gb']:.0f} GB, {info['os']}, Python "
+        f"{info['python']}, onnxruntime {info['onnxruntime']}, onnx {info['onnx']}.",
+        "",
+        f"Load: {s['loadgen']}; {s['trials']} windows of {s['window_ms']} ms per point (longer "
+        "where c requests take longer than that at the raw ORT ceiling: ~4 rounds, at most 15 s, "
+        f"as a batching server answers in bursts); concurrency "
+        f"{', '.join(map(str, s['concurrency']))}; batch 1, U[0,1) inputs. Each server serves the "
+        "same repository (mlp, squeezenet, resnet50, plus models/efficientnet) and both run during "
+        "the whole benchmark, interleaved point by point. CPU s/1k req counts every process of the "
+        "server (InferenceHub: supervisor + gateway + worker) from /proc; *loadgen* is the load "
+        "generator's own CPU (perf_analyzer costs ~0.1 s/1k req and shares these cores); *other "
+        "load* is what the rest of the machine (other users included) used meanwhile, in cores. "
+        "`*` / (built-in): the point was measured with the built-in generator. *x naive*: "
+        "against the naive server on the same protocol (HTTP JSON against its binary HTTP).",
+        "",
+        "## Targets",
+        "",
+        *targets(results),
+        "## Per model",
+        "",
+    ]
+    for model in results["settings"]["models"]:
+        lines += model_section(model, results)
+    lines += extras(results)
+    notes = [p for p in results["points"] if p.get("note")]
+    if notes or results.get("anomalies"):
+        lines += ["## Notes and anomalies", ""]
+        lines += [f"- {a}" for a in results.get("anomalies", [])]
+        lines += [
+            f"- {PATHS[(p['server'], p['path'])]} {p['model']} c={p['concurrency']}: {p['note']}"
+            for p in notes
+        ]
+        lines.append("")
+    return "\n".join(lines)

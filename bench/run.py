@@ -1,0 +1,316 @@
+"""InferenceHub vs raw ONNX Runtime vs the naive one-process server, side by side, in one go.
+
+Builds the bench models (tiny MLP, SqueezeNet, ResNet-50) into a temp repository, measures raw
+ONNX Runtime in-process, then starts InferenceHub (`python -m inferencehub up`, from source)
+and the naive FastAPI + grpc.aio server (bench/naive_server.py) on the same repository and
+drives both, point by point, with Triton's perf_analyzer (or the built-in generator). Adds the
+issue's extra targets: overload with a deadline, the door under load, idle memory and start-up.
+Writes bench/results/<date>-<commit>.md (+ .json) and bench/results/latest.md.
+
+    python bench/run.py              # full run, ~15 min on 2 cores
+    python bench/run.py --quick      # fewer points, 2 s windows (development)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from bench import kserve_stubs, measure, rawort, report  # noqa: E402
+from bench.models import MODELS, build_repository, write_perf_analyzer_input  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+ORDER = [
+    ("naive", "http"),
+    ("naive", "grpc"),
+    ("hub", "http-json"),
+    ("hub", "http"),
+    ("hub", "grpc"),
+]
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    os_name = platform.platform()
+    if Path("/etc/os-release").exists():
+        fields = dict(
+            ln.split("=", 1) for ln in Path("/etc/os-release").read_text().splitlines() if "=" in ln
+        )
+        os_name = fields.get("PRETTY_NAME", os_name).strip('"')
+    changed = [ln[3:] for ln in git("status", "--porcelain").splitlines()]
+    served = [c for c in changed if c.startswith(("inferencehub/", "proto/", "pyproject"))]
+    dirty = ""
+    if served:
+        dirty = f" + uncommitted changes to {len(served)} served file(s) ({', '.join(served[:4])})"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": dirty,
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": mem_kb / 1e6,
+        "os": os_name,
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+    }
+
+
+def roles(server: measure.Server) -> dict[str, float]:
+    """RSS MB per process, named by role (up, gateway, worker; naive)."""
+    named = {}
+    for pid in server.pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        role = next((a for a in argv if a in ("up", "gateway", "worker")), server.label)
+        named[role if role != "up" else "supervisor"] = measure.memory_mb([pid])[0]
+    return named
+
+
+def memory(server: measure.Server) -> dict[str, Any]:
+    rss, pss = measure.memory_mb(server.pids())
+    return {"rss_mb": rss, "pss_mb": pss, "per_process": roles(server)}
+
+
+def start_hub(repo: Path, work: Path, samples: int) -> tuple[measure.Server, list[float]]:
+    """Start `up` `samples` times, timing launch -> ready; the last one keeps running."""
+    command = [sys.executable, "-m", "inferencehub", "up", "--models", str(repo)]
+    command += ["--http-port", "{http}", "--grpc-port", "{grpc}"]
+    times = []
+    for i in range(samples):
+        started = time.perf_counter()
+        hub = measure.Server.start("hub", command, work / "hub.log")
+        hub.wait_ready()
+        times.append(time.perf_counter() - started)
+        if i < samples - 1:
+            hub.stop()
+    return hub, times
+
+
+def builtin(
+    server_target: str, model: str, c: int, stubs: Path, seconds: float, *more: str
+) -> dict[str, Any]:
+    args = measure.builtin_args(server_target, "grpc", MODELS[model], c, stubs, seconds)
+    return measure.run_builtin([*args, *more], timeout_s=seconds + 120)
+
+
+def overload(server: measure.Server, stubs: Path, seconds: float) -> dict[str, Any]:
+    """SqueezeNet gRPC with a 2 s deadline: c=16 as the baseline, then c=256."""
+    out: dict[str, Any] = {}
+    for key, c in (("baseline", 16), ("overload", 256)):
+        before = server.requests("squeezenet")
+        result = builtin(
+            server.grpc, "squeezenet", c, stubs, seconds, "--deadline", "2", "--warmup", "2"
+        )
+        result["concurrency"] = c
+        result["drain_s"] = server.wait_idle()
+        finished = server.requests("squeezenet")[0] - before[0]
+        result["server_ok"] = finished
+        result["wasted"] = max(0, finished - result.get("ok_total", 0))
+        out[key] = result
+    return out
+
+
+def door(server: measure.Server, stubs: Path, seconds: float) -> dict[str, Any]:
+    """Health probes and MLP calls while ResNet-50 at c=8 keeps the worker busy."""
+    model = MODELS["resnet50"]
+    args = measure.builtin_args(server.grpc, "grpc", model, 8, stubs, 3600)
+    background = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        time.sleep(3)  # queue fills, worker saturated
+        before, started = server.requests("resnet50")[0], time.monotonic()
+        ready = measure.run_builtin(
+            ["probe", "--url", f"http://{server.http}/v2/health/ready", "--count", "100"], 120
+        )
+        mlp = builtin(server.grpc, "mlp", 1, stubs, seconds)
+        rate = (server.requests("resnet50")[0] - before) / (time.monotonic() - started)
+    finally:
+        background.send_signal(signal.SIGTERM)
+        background.wait()
+    server.wait_idle()
+    return {"ready": ready, "mlp": mlp, "background_rate": rate}
+
+
+def progress(p: measure.Point) -> str:
+    cpu = p.per_1k(p.server_cpu_s) or 0
+    return (
+        f"{p.model:10} c={p.concurrency:<3} {p.server:5} {p.path:9} {p.throughput or 0:9.1f}/s "
+        f"p50 {p.p50_ms or 0:8.2f} p99 {p.p99_ms or 0:8.2f} ms err {p.errors} "
+        f"cpu/1k {cpu:.3f} {p.note}"
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="c=1,16; 2 s windows; short extras")
+    parser.add_argument("--concurrency", help="comma list (default 1,4,16,64; quick 1,16)")
+    parser.add_argument("--models", default="mlp,squeezenet,resnet50")
+    parser.add_argument("--loadgen", choices=["auto", "perf_analyzer", "builtin"], default="auto")
+    parser.add_argument("--window-ms", type=int, help="perf_analyzer -p (default 3000; quick 2000)")
+    parser.add_argument(
+        "--trials", type=int, default=3, help="perf_analyzer -r (windows per point)"
+    )
+    parser.add_argument("--no-extras", action="store_true", help="skip overload/door/startup")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", type=Path, help="only re-render a saved results .json")
+    args = parser.parse_args()
+    args.concurrency = [
+        int(c) for c in (args.concurrency or ("1,16" if args.quick else "1,4,16,64")).split(",")
+    ]
+    args.models = args.models.split(",")
+    args.window_ms = args.window_ms or (2000 if args.quick else 3000)
+    if args.loadgen == "auto":
+        args.loadgen = "perf_analyzer" if measure.perf_analyzer_available() else "builtin"
+    elif args.loadgen == "perf_analyzer" and not measure.perf_analyzer_available():
+        parser.error(f"{measure.PERF_ANALYZER} missing: run scripts/install_perf_analyzer.sh")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        write_report(saved, saved.get("command", "python bench/run.py"), args.out)
+        return
+    command = " ".join(["python bench/run.py", shlex.join(sys.argv[1:])]).strip()
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="inferencehub-bench-"))
+    print(f"# work dir {work}", flush=True)
+    repo = build_repository(work / "models")
+    stubs = kserve_stubs.generate(work / "stubs")
+    inputs = {m: write_perf_analyzer_input(MODELS[m], work / f"{m}.json") for m in args.models}
+    results: dict[str, Any] = {"info": machine_info(), "points": [], "memory": {}}
+    results["command"] = command
+    results["settings"] = {
+        "models": args.models,
+        "concurrency": args.concurrency,
+        "window_ms": args.window_ms,
+        "trials": args.trials,
+        "loadgen": "perf_analyzer 2.51.0"
+        if args.loadgen == "perf_analyzer"
+        else "built-in generator",
+    }
+    results["raw"] = measure_raw(args.models, repo, args.quick)
+    hub, start_times = start_hub(repo, work, 1 if args.quick or args.no_extras else 3)
+    naive = start_naive(repo, stubs, work)
+    servers = {"hub": hub, "naive": naive}
+    try:
+        naive.wait_ready()
+        time.sleep(2)
+        results["memory"]["hub_idle"] = memory(hub)
+        results["memory"]["naive_idle"] = memory(naive)
+        results["startup"] = {"samples_s": start_times, "median_s": statistics.median(start_times)}
+        for server in servers.values():  # fresh ORT sessions run slow for their first seconds
+            for name in args.models:
+                builtin(server.grpc, name, 2, stubs, 1.0 if args.quick else 2.0)
+        ceilings = {name: raw["best"]["throughput"] for name, raw in results["raw"].items()}
+        load = measure.Load(args.loadgen, args.window_ms, args.trials, stubs, inputs, ceilings)
+        for name in args.models:
+            for c in args.concurrency:
+                for label, path in ORDER:
+                    point = measure.measure_point(servers[label], path, MODELS[name], c, load, work)
+                    results["points"].append(point.as_dict())
+                    print(progress(point), flush=True)
+        if not args.no_extras and {"mlp", "squeezenet", "resnet50"} <= set(args.models):
+            seconds = 4.0 if args.quick else 10.0
+            results["overload"] = {k: overload(s, stubs, seconds) for k, s in servers.items()}
+            print("overload done", flush=True)
+            results["door"] = {k: door(s, stubs, seconds / 2) for k, s in servers.items()}
+            print("door done", flush=True)
+        results["memory"]["hub_after"] = memory(hub)
+    finally:
+        for server in servers.values():
+            server.stop()
+    results["anomalies"] = log_anomalies(work / "hub.log")
+    results["duration_s"] = time.monotonic() - began
+    shutil.rmtree(repo, ignore_errors=True)  # keep the logs and perf_analyzer CSVs only
+    write_report(results, command, args.out)
+    print(f"# logs and perf_analyzer CSVs in {work}")
+
+
+def log_anomalies(log: Path) -> list[str]:
+    """InferenceHub's WARNING/ERROR lines, timestamps dropped, counted (tracebacks skipped)."""
+    seen: Counter[str] = Counter()
+    for line in log.read_text().splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2 and parts[1].startswith(("WARNING", "ERROR")):
+            seen[" ".join(parts[1].split())[:200]] += 1
+    return [f"hub log, {n}x: `{message}`" for message, n in seen.items()]
+
+
+def measure_raw(models: list[str], repo: Path, quick: bool) -> dict[str, Any]:
+    window, warmup = (1.0, 1.0) if quick else (3.0, 2.0)
+    batches = [1, 4, 8, 16]
+    out = {}
+    for name in models:
+        path = repo / name / "1" / "model.onnx"
+        raw = rawort.measure(MODELS[name], path, batches, window, warmup)
+        best, layout, batch = raw.best()
+        out[name] = {
+            **raw.as_dict(),
+            "batches": batches,
+            "best": {"throughput": best, "layout": layout, "batch": batch},
+        }
+        print(f"raw ORT {name}: best {best:,.1f}/s ({layout}, batch {batch})", flush=True)
+    return out
+
+
+def start_naive(repo: Path, stubs: Path, work: Path) -> measure.Server:
+    command = [sys.executable, "-m", "bench.naive_server", "--models", str(repo)]
+    command += ["--stubs", str(stubs), "--http-port", "{http}", "--grpc-port", "{grpc}"]
+    return measure.Server.start("naive", command, work / "naive.log")
+
+
+def write_report(results: dict[str, Any], command: str, out: Path) -> None:
+    text = report.render(results, command)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{results['info']['date'][:10]}-{results['info']['commit']}"
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (out / "latest.md").write_text(text)
+    print(f"# wrote {out / (stem + '.md')} and {out / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()
