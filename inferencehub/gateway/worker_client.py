@@ -131,15 +131,18 @@ class GrpcWorkerClient:
         return info
 
     async def _wait_ready(self, timeout_s: float) -> bool:
-        """Wait (at most `timeout_s`) until the channel to the worker is connected again."""
+        """Wait (at most `timeout_s`) until a worker serves again: connected, models loaded."""
         if timeout_s <= 0:
             return False
         try:
             async with asyncio.timeout(timeout_s):
-                await self._channel.channel_ready()
+                while True:
+                    await self._channel.channel_ready()
+                    if await self.check_health():
+                        return True
+                    await asyncio.sleep(0.05)
         except TimeoutError:
             return False
-        return True
 
     async def predict(
         self, request: pb.PredictRequest, timeout_s: float, max_backlog: int = 0

@@ -9,7 +9,7 @@ import time
 import grpc
 
 from inferencehub import __version__
-from inferencehub.errors import ErrorCode, HubError
+from inferencehub.errors import ErrorCode, HubError, WorkerUnavailableError
 from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.validation import validate_predict
 from inferencehub.v1 import inference_pb2 as pb
@@ -31,14 +31,22 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
         limits = [t for t in (context.time_remaining(), request.timeout_s) if t]
+        self._check_ready()
         return await self._predict(request, min(limits) if limits else None)
 
     @map_errors_to_grpc
     async def PredictMany(
         self, request: pb.PredictManyRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictManyResponse:
+        self._check_ready()
         results = await asyncio.gather(*(self._result(r) for r in request.requests))
         return pb.PredictManyResponse(results=results)
+
+    def _check_ready(self) -> None:
+        """While models load, a listing would be partial: the gateway must keep what it knows
+        (and answer 503) rather than learn that a model is missing."""
+        if not self.ready:
+            raise WorkerUnavailableError("the worker is still loading models; retry shortly")
 
     async def _result(self, request: pb.PredictRequest) -> pb.PredictResult:
         """One prediction of a PredictMany: its own deadline, its own error."""
@@ -75,12 +83,14 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
+        self._check_ready()
         return pb.ListModelsResponse(models=self._registry.list_models())
 
     @map_errors_to_grpc
     async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
+        self._check_ready()
         return self._registry.model_info(request.name)
 
     @map_errors_to_grpc
