@@ -76,6 +76,24 @@ class GrpcClient:
         self._call(self._stub.LoadModel, pb.LoadModelRequest(name=name))
         self._image_inputs.clear()
 
+    def set_routing(
+        self,
+        name: str,
+        split: Mapping[str, float] | None = None,
+        labels: Mapping[str, str] | None = None,
+        sticky: bool = True,
+        reset: bool = False,
+    ) -> dict[str, Any]:
+        routing = pb.RoutingPolicy(
+            weights=dict(split or {}), labels=dict(labels or {}), sticky=sticky
+        )
+        request = pb.SetRoutingRequest(name=name, routing=routing, reset=reset)
+        return model_to_json(self._call(self._stub.SetRouting, request))
+
+    def served_counts(self, name: str) -> dict[str, int]:
+        reply = self._call(self._stub.ModelStatistics, pb.ModelStatisticsRequest(name=name))
+        return {s.version: int(s.inference_count) for s in reply.versions}
+
     def unload_model(self, name: str) -> None:
         self._call(self._stub.UnloadModel, pb.UnloadModelRequest(name=name))
 

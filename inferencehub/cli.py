@@ -311,6 +311,88 @@ def models_unload(
     err.print(f"unloaded {name}")
 
 
+@app.command()
+def route(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    weights: Annotated[
+        list[str] | None, typer.Argument(help="New split, e.g. 1=90 2=10 (none: show).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="NAME=VERSION, e.g. canary=2.")
+    ] = None,
+    promote: Annotated[
+        str | None, typer.Option(help="Send all traffic to this version and label it stable.")
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Back to model.toml's [routing].")] = False,
+    not_sticky: Annotated[
+        bool, typer.Option("--not-sticky", help="Random choice even with a routing key.")
+    ] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """Show or change how requests without a version reach a model's versions, live."""
+    from inferencehub.client import ClientError
+
+    split = dict(_pair(w, "VERSION=WEIGHT") for w in weights or [])
+    labels = dict(_pair(item, "NAME=VERSION") for item in label or [])
+    try:
+        with _client(url) as hub:
+            if promote is not None:
+                labels = {
+                    **hub.model(name).get("routing", {}).get("labels", {}),
+                    **labels,
+                    "stable": promote,
+                }
+                split = {promote: "100"}
+            if reset or split or labels:
+                info = hub.set_routing(
+                    name, {v: float(w) for v, w in split.items()}, labels, not not_sticky, reset
+                )
+            else:
+                info = hub.model(name)
+            served = hub.served_counts(name)
+    except ClientError as exc:
+        _fail(exc.message)
+    except ValueError:
+        _fail("weights must be numbers, e.g. 1=90 2=10", 2)
+    routing = info.get("routing", {"split": {}, "labels": {}, "sticky": True})
+    if as_json:
+        out.print_json(
+            data={
+                "name": name,
+                "routing": routing,
+                "served": served,
+                "default_version": info["default_version"],
+            }
+        )
+        return
+    total = sum(served.values()) or 1
+    table = Table(title=f"{name} routing", title_justify="left")
+    for column in ("version", "weight", "labels", "served", "share"):
+        table.add_column(column)
+    for version in sorted({v["version"] for v in info["versions"]}, key=int):
+        names = ", ".join(k for k, v in routing.get("labels", {}).items() if v == version)
+        weight = routing.get("split", {}).get(version)
+        default = (
+            " (default)" if not routing.get("split") and version == info["default_version"] else ""
+        )
+        table.add_row(
+            version,
+            f"{weight:g}" if weight is not None else "-" + default,
+            names or "",
+            str(served.get(version, 0)),
+            f"{served.get(version, 0) / total:.1%}",
+        )
+    out.print(table)
+
+
+def _pair(text: str, shape: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        _fail(f"expected {shape}, got {text!r}", 2)
+    return key.strip(), value.strip()
+
+
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 DataDirOption = Annotated[

@@ -70,6 +70,15 @@ class Client(Protocol):
         self, model: str, image: bytes | Path, version: str = ""
     ) -> PredictResult: ...
     def load_model(self, name: str) -> None: ...
+    def set_routing(
+        self,
+        name: str,
+        split: Mapping[str, float] | None = None,
+        labels: Mapping[str, str] | None = None,
+        sticky: bool = True,
+        reset: bool = False,
+    ) -> dict[str, Any]: ...
+    def served_counts(self, name: str) -> dict[str, int]: ...
     def unload_model(self, name: str) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Client: ...
@@ -148,6 +157,27 @@ class HttpClient:
 
     def unload_model(self, name: str) -> None:
         self._request("POST", f"/v2/repository/models/{name}/unload")
+
+    def set_routing(
+        self,
+        name: str,
+        split: Mapping[str, float] | None = None,
+        labels: Mapping[str, str] | None = None,
+        sticky: bool = True,
+        reset: bool = False,
+    ) -> dict[str, Any]:
+        """Replace the model's routing live (persisted); returns the model's metadata."""
+        body: dict[str, Any] = (
+            {"reset": True}
+            if reset
+            else {"split": dict(split or {}), "labels": dict(labels or {}), "sticky": sticky}
+        )
+        return dict(self._request("PUT", f"/v1/models/{name}/routing", json=body))
+
+    def served_counts(self, name: str) -> dict[str, int]:
+        """Inferences served per version since load (the observed split)."""
+        stats = self._request("GET", f"/v2/models/{name}/stats")["model_stats"]
+        return {s["version"]: int(s["inference_count"]) for s in stats}
 
     @staticmethod
     def _path(model: str, version: str) -> str:

@@ -120,6 +120,11 @@ class DataPlane:
         authorize_model(name)
         return await self._worker.load_model(name, self._default_timeout_s)
 
+    async def set_routing(self, request: pb.SetRoutingRequest) -> pb.ModelInfo:
+        """Raises InvalidRequestError (the old policy stays) or ModelNotFoundError."""
+        authorize_model(request.name)
+        return await self._worker.set_routing(request)
+
     async def unload_model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)
         return await self._worker.unload_model(name)

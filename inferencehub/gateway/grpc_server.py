@@ -66,6 +66,12 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         return await self._dataplane.unload_model(request.name)
 
     @map_errors_to_grpc
+    async def SetRouting(
+        self, request: pb.SetRoutingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._dataplane.set_routing(request)
+
+    @map_errors_to_grpc
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:

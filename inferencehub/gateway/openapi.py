@@ -221,6 +221,36 @@ OPENAPI: Final[dict[str, Any]] = {
         "/v1/models/{name}": _get(
             "One model's versions, states and signatures", {"type": "object"}
         ),
+        "/v1/models/{name}/routing": {
+            "put": {
+                "summary": 'Replace the routing policy live (persisted); {"reset": true} returns '
+                "to model.toml's",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "split": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "number"},
+                                    },
+                                    "labels": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                    "sticky": {"type": "boolean"},
+                                    "reset": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+            }
+        },
         "/v1/models/{name}/predict": _predict(versioned=False),
         "/v1/models/{name}/versions/{version}/predict": _predict(versioned=True),
     },

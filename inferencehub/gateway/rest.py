@@ -67,6 +67,11 @@ def create_app(
         models = await dataplane.list_models()
         return JSONResponse({"models": [model_to_json(m) for m in models]})
 
+    async def set_routing(request: Request) -> Response:
+        body = await read_body(request, max_request_bytes)
+        message = _routing_request(request.path_params["name"], body)
+        return JSONResponse(model_to_json(await dataplane.set_routing(message)))
+
     async def get_model(request: Request) -> Response:
         return JSONResponse(model_to_json(await dataplane.model(request.path_params["name"])))
 
@@ -96,6 +101,7 @@ def create_app(
         Route("/v1/status", status, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name}", get_model, methods=["GET"]),
+        Route("/v1/models/{name}/routing", set_routing, methods=["PUT"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
         *kserve_routes(dataplane, max_request_bytes),
@@ -112,6 +118,38 @@ def create_app(
             Exception: unexpected_error,
         },
     )
+
+
+def _routing_request(name: str, body: bytes) -> pb.SetRoutingRequest:
+    """{"split": {"1": 90, "2": 10}, "labels": {"canary": "2"}, "sticky": true} or {"reset": true}.
+
+    Raises:
+        InvalidRequestError: not that shape.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(
+            'routing body must be JSON like {"split": {"1": 90, "2": 10}, "labels": '
+            '{"canary": "2"}, "sticky": true} or {"reset": true}'
+        )
+    if payload.get("reset") is True:
+        return pb.SetRoutingRequest(name=name, reset=True)
+    split, labels = payload.get("split", {}), payload.get("labels", {})
+    if not isinstance(split, dict) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in split.values()
+    ):
+        raise InvalidRequestError("'split' must map version numbers to numeric weights")
+    if not isinstance(labels, dict) or not all(isinstance(v, str | int) for v in labels.values()):
+        raise InvalidRequestError("'labels' must map names to version numbers")
+    routing = pb.RoutingPolicy(
+        weights={str(k): float(w) for k, w in split.items()},
+        labels={str(k): str(v) for k, v in labels.items()},
+        sticky=payload.get("sticky", True) is not False,
+    )
+    return pb.SetRoutingRequest(name=name, routing=routing)
 
 
 def _json_predict_request(body: bytes, name: str, version: str) -> pb.PredictRequest:

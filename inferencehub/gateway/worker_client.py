@@ -175,6 +175,12 @@ class GrpcWorkerClient:
         await self.refresh()
         return info
 
+    async def set_routing(self, request: pb.SetRoutingRequest) -> pb.ModelInfo:
+        """Change a model's routing on the worker, then refresh the cached signatures."""
+        info = await self._call(self._stub.SetRouting(request, timeout=CONTROL_TIMEOUT_S))
+        await self.refresh()
+        return info
+
     async def unload_model(self, name: str) -> pb.ModelInfo:
         request = pb.UnloadModelRequest(name=name)
         info = await self._call(self._stub.UnloadModel(request, timeout=CONTROL_TIMEOUT_S))

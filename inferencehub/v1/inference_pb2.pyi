@@ -329,3 +329,13 @@ class UnloadModelRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class SetRoutingRequest(_message.Message):
+    __slots__ = ("name", "routing", "reset")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    routing: RoutingPolicy
+    reset: bool
+    def __init__(self, name: _Optional[str] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., reset: bool = ...) -> None: ...

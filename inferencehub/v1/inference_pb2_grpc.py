@@ -74,6 +74,11 @@ class InferenceServiceStub(object):
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.SerializeToString,
                 response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.SetRouting = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/SetRouting',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer(object):
@@ -136,6 +141,14 @@ class InferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRouting(self, request, context):
+        """Replace a model's routing policy on the running server; it is persisted and survives
+        restarts. A policy naming versions that cannot serve is refused and the old one stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +190,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
             'UnloadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.UnloadModel,
                     request_deserializer=inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
+            ),
+            'SetRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRouting,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.FromString,
                     response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
             ),
     }
@@ -395,6 +413,33 @@ class InferenceService(object):
             target,
             '/inferencehub.v1.InferenceService/UnloadModel',
             inferencehub_dot_v1_dot_inference__pb2.UnloadModelRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/SetRouting',
+            inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.SerializeToString,
             inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
             options,
             channel_credentials,

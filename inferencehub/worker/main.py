@@ -40,7 +40,8 @@ async def run_worker(
     Raises:
         HubError: the model repository cannot be read or the socket cannot be bound.
     """
-    registry = ModelRegistry(settings.worker.models_dir, settings.worker)
+    routing_dir = settings.data_dir / "routing" if settings.data_dir else None
+    registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir)
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
     servicer = WorkerServicer(registry)

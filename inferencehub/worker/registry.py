@@ -8,12 +8,20 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from google.protobuf import json_format
+
 from inferencehub.config import WorkerSettings
-from inferencehub.errors import HubError, ModelNotFoundError
+from inferencehub.errors import HubError, InvalidRequestError, ModelNotFoundError
 from inferencehub.protocol.validation import missing_model_error, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.onnx_model import OnnxModel
-from inferencehub.worker.repository import ModelEntry, VersionEntry, scan_model, scan_repository
+from inferencehub.worker.repository import (
+    ModelEntry,
+    RoutingConfig,
+    VersionEntry,
+    scan_model,
+    scan_repository,
+)
 from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
@@ -32,8 +40,11 @@ def intra_op_threads(settings: WorkerSettings, instances: int, cores: int | None
 class ModelRegistry:
     """Loads the repository into ONNX Runtime sessions and answers lookups by name/version."""
 
-    def __init__(self, root: Path, settings: WorkerSettings) -> None:
+    def __init__(
+        self, root: Path, settings: WorkerSettings, routing_dir: Path | None = None
+    ) -> None:
         self._root = root
+        self._routing_dir = routing_dir
         self._settings = settings
         self._executor = ThreadPoolExecutor(
             max_workers=pool_size(settings), thread_name_prefix="inference"
@@ -141,7 +152,7 @@ class ModelRegistry:
                         )
                     )
             info.default_version = _default_version(entry, info)
-            info.routing.CopyFrom(_routing(entry, info))
+            info.routing.CopyFrom(_routing(entry, info, self._saved_routing(entry.name)))
             self._models[entry.name] = schedulers
             self._infos[entry.name] = info
             for scheduler in retired:
@@ -150,6 +161,49 @@ class ModelRegistry:
     async def reload(self, entry: ModelEntry, versions: set[str] | None) -> None:
         """Apply a repository change: reload `versions` (None = all), load new ones, drop gone."""
         await self._load(entry, versions)
+
+    async def set_routing(self, name: str, routing: pb.RoutingPolicy | None) -> pb.ModelInfo:
+        """Replace (None: reset to model.toml) a model's routing, live and persisted.
+
+        Raises:
+            ModelNotFoundError: unknown model.
+            InvalidRequestError: the policy names versions that cannot serve, or has no weight.
+        """
+        async with self._loading:
+            info = self.model_info(name)
+            if routing is not None:
+                _check_routing(info, routing)
+            path = self._routing_file(name)
+            if routing is None:
+                if path is not None:
+                    path.unlink(missing_ok=True)
+                entry = scan_model(self._root / name)
+                config = entry.config.routing if entry is not None else RoutingConfig()
+                routing = _routing_from(config, info, name)
+            elif path is not None:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.write_text(json_format.MessageToJson(routing))
+            updated = pb.ModelInfo()
+            updated.CopyFrom(info)
+            updated.routing.CopyFrom(routing)
+            self._infos[name] = updated
+        logger.info(
+            "routing of %s is now %s", name, json_format.MessageToDict(routing) or "default"
+        )
+        return updated
+
+    def _routing_file(self, name: str) -> Path | None:
+        return None if self._routing_dir is None else self._routing_dir / f"{name}.json"
+
+    def _saved_routing(self, name: str) -> pb.RoutingPolicy | None:
+        path = self._routing_file(name)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return json_format.Parse(path.read_text(), pb.RoutingPolicy())
+        except (OSError, json_format.ParseError) as exc:
+            logger.error("ignoring the saved routing of %s: %s", name, exc)
+            return None
 
     async def forget_model(self, name: str) -> None:
         """The model's folder is gone: drain and drop it from the listing."""
@@ -254,28 +308,59 @@ def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
     return max(ready, key=int) if ready else ""
 
 
-def _routing(entry: ModelEntry, info: pb.ModelInfo) -> pb.RoutingPolicy:
-    """The model.toml routing, keeping only versions that can serve (others are logged)."""
-    routing = entry.config.routing
+def _routing(
+    entry: ModelEntry, info: pb.ModelInfo, saved: pb.RoutingPolicy | None
+) -> pb.RoutingPolicy:
+    """The live policy set with SetRouting if any, else model.toml's; versions that cannot
+    serve are dropped from the split (and logged)."""
+    if saved is None:
+        return _routing_from(entry.config.routing, info, entry.name)
+    config = RoutingConfig(
+        labels={k: int(v) for k, v in saved.labels.items()},
+        split=dict(saved.weights),
+        sticky=saved.sticky,
+    )
+    return _routing_from(config, info, entry.name)
+
+
+def _routing_from(routing: RoutingConfig, info: pb.ModelInfo, name: str) -> pb.RoutingPolicy:
     ready = {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
     weights = {}
     for version, weight in routing.split.items():
         if str(int(version)) not in ready or weight < 0:
             logger.error(
                 "%s: split weight for version %s ignored (not a ready version, or negative)",
-                entry.name,
+                name,
                 version,
             )
             continue
         weights[str(int(version))] = weight
     if routing.split and not any(weights.values()):
-        logger.error("%s: no usable split weight; serving the default version", entry.name)
+        logger.error("%s: no usable split weight; serving the default version", name)
         weights = {}
     return pb.RoutingPolicy(
         labels={label: str(v) for label, v in routing.labels.items()},
         weights=weights,
         sticky=routing.sticky,
     )
+
+
+def _check_routing(info: pb.ModelInfo, routing: pb.RoutingPolicy) -> None:
+    ready = {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
+    named = {
+        **{f"weight of version {v}": v for v in routing.weights},
+        **{f"label '{k}'": v for k, v in routing.labels.items()},
+    }
+    for what, version in named.items():
+        if version not in ready:
+            raise InvalidRequestError(
+                f"{what} names version {version!r}, which is not ready; ready versions: "
+                f"{', '.join(sorted(ready, key=int)) or 'none'}"
+            )
+    if any(w < 0 for w in routing.weights.values()):
+        raise InvalidRequestError("split weights must not be negative")
+    if routing.weights and not any(routing.weights.values()):
+        raise InvalidRequestError("a split needs at least one positive weight")
 
 
 def _first_line(exc: Exception) -> str:

@@ -120,3 +120,11 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         return await self._registry.unload_model(request.name)
+
+    @map_errors_to_grpc
+    async def SetRouting(
+        self, request: pb.SetRoutingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        return await self._registry.set_routing(
+            request.name, None if request.reset else request.routing
+        )

@@ -3,8 +3,16 @@ version that served each request in every response (HTTP header and body, gRPC f
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -89,3 +97,61 @@ def test_routing_is_listed(split_hub: Hub) -> None:
         "split": {"1": 90.0, "2": 10.0},
         "sticky": True,
     }
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inferencehub", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def restarted(hub: Hub) -> bool:
+    status = httpx.get(f"{hub.http_url}/v1/status", timeout=5).json()
+    worker = next(p for p in status["supervisor"]["processes"] if p["role"] == "worker")
+    return worker["restarts"] == 1 and worker["state"] == "running"
+
+
+def test_routing_changes_live_persist_and_reset(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
+    scale_model(root / "m" / "2" / "model.onnx", [2, 2, 2, 2])
+    with running_hub(root, tmp_path) as hub:
+        url = ["--url", hub.http_url]
+
+        def served_by(key: str) -> str:
+            reply = httpx.post(
+                f"{hub.http_url}/v1/models/m/predict", json=BODY, headers={"x-routing-key": key}
+            )
+            return reply.headers["x-model-version"]
+
+        assert {served_by(f"u{i}") for i in range(20)} == {"2"}  # default: latest
+        changed = run_cli("route", "m", "1=50", "2=50", "--label", "canary=2", "--json", *url)
+        assert changed.returncode == 0, changed.stderr
+        assert json.loads(changed.stdout)["routing"]["split"] == {"1": 50.0, "2": 50.0}
+        assert {served_by(f"u{i}") for i in range(40)} == {"1", "2"}
+        refused = run_cli("route", "m", "3=100", *url)
+        assert refused.returncode == 1
+        assert "names version '3', which is not ready" in refused.stderr
+        assert {served_by(f"u{i}") for i in range(40)} == {"1", "2"}  # the old policy stays
+        # The live policy survives a worker restart.
+        os.kill(hub.children()["worker"], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the restarted worker answers
+            with contextlib.suppress(httpx.HTTPError):
+                reply = httpx.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, timeout=5)
+                if reply.status_code == 200 and restarted(hub):
+                    break
+            time.sleep(0.2)
+        assert httpx.get(f"{hub.http_url}/v1/models/m").json()["routing"]["split"] == {
+            "1": 50.0,
+            "2": 50.0,
+        }
+        promoted = run_cli("route", "m", "--promote", "1", "--json", *url)
+        assert promoted.returncode == 0, promoted.stderr
+        assert json.loads(promoted.stdout)["routing"]["labels"] == {"canary": "2", "stable": "1"}
+        assert {served_by(f"u{i}") for i in range(20)} == {"1"}
+        shown = run_cli("route", "m", *url)
+        assert "stable" in shown.stdout and "served" in shown.stdout
+        reset = run_cli("route", "m", "--reset", "--json", *url)
+        assert json.loads(reset.stdout)["routing"]["split"] == {}
+        assert {served_by(f"u{i}") for i in range(20)} == {"2"}
