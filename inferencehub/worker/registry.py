@@ -53,10 +53,6 @@ class ModelRegistry:
         self._infos: dict[str, pb.ModelInfo] = {}
         self._loading = asyncio.Lock()  # one (re)load at a time; lookups never wait for it
 
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        return self._executor
-
     async def load_all(self) -> None:
         """Load every version; a broken one is recorded as FAILED and the rest still serve.
 
