@@ -12,7 +12,8 @@ OPSET = 17
 IR_VERSION = 8  # NOTE: keep <= what the installed onnxruntime accepts
 
 
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
+def save_model(graph: onnx.GraphProto, path: Path) -> Path:
+    """Check and write a graph with the opset and IR version every test model uses."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
@@ -28,7 +29,7 @@ def scale_model(path: Path, factors: list[float]) -> Path:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])
     w = numpy_helper.from_array(np.asarray(factors, dtype=np.float32), "w")
     graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "scale", [x], [y], [w])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def int_model(path: Path) -> Path:
@@ -43,7 +44,7 @@ def int_model(path: Path) -> Path:
         helper.make_node("Greater", ["a", "zero"], ["flag"]),
     ]
     graph = helper.make_graph(nodes, "ints", [a], [out, flag], [one, zero])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def image_classifier(path: Path, size: int = 8, classes: int = 3) -> Path:
@@ -59,7 +60,7 @@ def image_classifier(path: Path, size: int = 8, classes: int = 3) -> Path:
         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
     ]
     graph = helper.make_graph(nodes, "classifier", [images], [logits], [weights, shape])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def _counting_body(acc_shape: list[int] | None) -> onnx.GraphProto:
@@ -93,7 +94,7 @@ def slow_model(path: Path) -> Path:
     true = numpy_helper.from_array(np.array(True), "true")
     loop = helper.make_node("Loop", ["iterations", "true", "x"], ["y"], body=body)
     graph = helper.make_graph([loop], "slow", [x, n], [y], [true])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 CLASSIFIER_TOML = """
@@ -135,7 +136,7 @@ def slow_batch_model(path: Path, iterations: int) -> Path:
     true = numpy_helper.from_array(np.array(True), "true")
     loop = helper.make_node("Loop", ["count", "true", "x"], ["y"], body=body)
     graph = helper.make_graph([loop], "slow_batch", [x], [y], [count, true])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def reshape_model(path: Path) -> Path:
@@ -146,4 +147,4 @@ def reshape_model(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshape", [x, shape], [y]
     )
-    return _save(graph, path)
+    return save_model(graph, path)

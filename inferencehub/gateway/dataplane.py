@@ -98,8 +98,7 @@ class DataPlane:
         return min(limits)
 
     async def resolve(self, name: str, version: str) -> pb.ModelVersion:
-        authorize_model(name)
-        return resolve_version(await self._worker.model(name), version)
+        return (await self.model_version(name, version))[1]
 
     async def model_version(self, name: str, version: str) -> tuple[pb.ModelInfo, pb.ModelVersion]:
         """A model and one of its ready versions ("" = default), for metadata and config."""

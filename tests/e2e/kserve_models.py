@@ -8,13 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.model_builders import build_repository, scale_model
-
-OPSET = 17
-IR_VERSION = 8
+from tests.model_builders import build_repository, save_model, scale_model
 
 # KServe v2 datatype -> ONNX element type. BYTES is an ONNX string tensor.
 ONNX_TYPES = {
@@ -36,15 +32,6 @@ DATATYPES = list(ONNX_TYPES)
 WIDTH = 3  # every identity tensor is [N, 3]
 
 
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, path)
-    return path
-
-
 def identity_model(path: Path, datatypes: list[str], single: bool) -> Path:
     """Identity per datatype, [N, 3] each.
 
@@ -57,7 +44,7 @@ def identity_model(path: Path, datatypes: list[str], single: bool) -> Path:
         outputs.append(helper.make_tensor_value_info(name_out, ONNX_TYPES[dt], ["N", WIDTH]))
         nodes.append(helper.make_node("Identity", [name_in], [name_out]))
     graph = helper.make_graph(nodes, "identity", inputs, outputs)
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def fixed_model(path: Path) -> Path:
@@ -68,7 +55,7 @@ def fixed_model(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Add", ["x", "one"], ["y"])], "fixed", [x], [y], [one]
     )
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def mlp_model(path: Path, features: int = 16, hidden: int = 32, classes: int = 4) -> Path:
@@ -88,7 +75,7 @@ def mlp_model(path: Path, features: int = 16, hidden: int = 32, classes: int = 4
         helper.make_node("Gemm", ["r", "w2", "b2"], ["y"]),
     ]
     graph = helper.make_graph(nodes, "mlp", [x], [y], init)
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def identity_model_name(datatype: str) -> str:
