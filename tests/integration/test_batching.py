@@ -30,6 +30,10 @@ def batching_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "tight" / "model.toml").write_text("max_queue_size = 2\n")
     slow_batch_model(root / "unbatched" / "1" / "model.onnx", ITERATIONS)
     (root / "unbatched" / "model.toml").write_text("[batching]\nenabled = false\n")
+    # ~1-3 s a run: long enough that a request with a 0.3 s deadline surely reaches the worker
+    # and expires in its queue, even on a loaded CI machine.
+    slow_batch_model(root / "slowest" / "1" / "model.onnx", ITERATIONS * 10)
+    (root / "slowest" / "model.toml").write_text("[batching]\nenabled = false\n")
     slow_batch_model(root / "pair" / "1" / "model.onnx", ITERATIONS)
     (root / "pair" / "model.toml").write_text("instances = 2\n[batching]\nenabled = false\n")
     return root
@@ -99,18 +103,18 @@ async def test_request_expiring_in_the_queue_is_never_computed(
 ) -> None:
     async with worker_stub(batching_repo, uds_dir) as stub:
         x = np.zeros((1, 1), np.float32)
-        busy = asyncio.ensure_future(stub.Predict(request("unbatched", x)))
-        await asyncio.sleep(0.05)
+        busy = asyncio.ensure_future(stub.Predict(request("slowest", x)))
+        await asyncio.sleep(0.2)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Predict(request("unbatched", x), timeout=0.02)
+            await stub.Predict(request("slowest", x), timeout=0.3)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         await busy
         async with asyncio.timeout(10):  # the runner reaches the expired request and drops it
             while True:
-                stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name="unbatched"))
+                stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name="slowest"))
                 if stats.versions[0].fail.count:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
         assert stats.versions[0].fail.count == 1
         assert stats.versions[0].execution_count == 1
 
