@@ -10,9 +10,16 @@ from urllib.parse import urlsplit
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
-from inferencehub.client import ClassScore, ClientError, PredictResult, ServerUnreachableError
-from inferencehub.protocol.json_codec import model_to_json
+from inferencehub.client import (
+    ClassScore,
+    ClientError,
+    PredictResult,
+    ServerUnreachableError,
+    canary_request,
+)
+from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -83,12 +90,31 @@ class GrpcClient:
         labels: Mapping[str, str] | None = None,
         sticky: bool = True,
         reset: bool = False,
+        shadow: Mapping[str, Any] | None = None,
+        canary: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         routing = pb.RoutingPolicy(
             weights=dict(split or {}), labels=dict(labels or {}), sticky=sticky
         )
+        if shadow is not None:
+            routing.shadow.version = str(shadow["version"])
+            routing.shadow.fraction = float(shadow["fraction"])
+        if canary is not None:
+            try:
+                json_format.ParseDict(
+                    {k: v for k, v in canary.items() if k != "percent"}, routing.canary
+                )
+            except json_format.ParseError as exc:
+                raise ClientError("INVALID_ARGUMENT", f"canary: {exc}") from None
         request = pb.SetRoutingRequest(name=name, routing=routing, reset=reset)
         return model_to_json(self._call(self._stub.SetRouting, request))
+
+    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:
+        return self.set_routing(name, canary=canary_request(version, **budgets))
+
+    def traffic(self, name: str = "") -> list[dict[str, Any]]:
+        reply = self._call(self._stub.Traffic, pb.TrafficRequest(name=name))
+        return [traffic_to_json(t) for t in reply.versions]
 
     def served_counts(self, name: str) -> dict[str, int]:
         reply = self._call(self._stub.ModelStatistics, pb.ModelStatisticsRequest(name=name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -323,6 +324,31 @@ def route(
     promote: Annotated[
         str | None, typer.Option(help="Send all traffic to this version and label it stable.")
     ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(help="VERSION:FRACTION, e.g. 3:0.05 or 3:5%: mirror requests, record only."),
+    ] = None,
+    no_shadow: Annotated[bool, typer.Option("--no-shadow", help="Stop mirroring.")] = False,
+    canary: Annotated[
+        str | None, typer.Option(help="Start an automatic rollout of this version.")
+    ] = None,
+    ramp: Annotated[str, typer.Option(help="Canary percentages, one step each.")] = "5,25,50,100",
+    every: Annotated[str, typer.Option(help="Time per step: 30s, 2m, 1h.")] = "2m",
+    max_error_rate: Annotated[
+        str, typer.Option(help="Roll back above this canary error rate.")
+    ] = "1%",
+    max_p99_ratio: Annotated[
+        float, typer.Option(help="Roll back when canary p99 / stable p99 exceeds this.")
+    ] = 1.5,
+    min_requests: Annotated[
+        int, typer.Option(help="Canary requests a step needs to advance and to compare p99s.")
+    ] = 20,
+    baseline: Annotated[
+        str, typer.Option(help="Version the canary is compared with (default: stable label).")
+    ] = "",
+    wait: Annotated[
+        bool, typer.Option(help="With --canary: follow it; exit 0 promoted, 1 rolled back.")
+    ] = False,
     reset: Annotated[bool, typer.Option(help="Back to model.toml's [routing].")] = False,
     not_sticky: Annotated[
         bool, typer.Option("--not-sticky", help="Random choice even with a routing key.")
@@ -330,60 +356,173 @@ def route(
     url: UrlOption = "http://127.0.0.1:8000",
     as_json: JsonOption = False,
 ) -> None:
-    """Show or change how requests without a version reach a model's versions, live."""
-    from inferencehub.client import ClientError
+    """Show or change, live, how requests reach a model's versions: split, labels, shadow,
+    automatic canary. Changes merge into the current policy."""
+    from inferencehub.client import ClientError, canary_request
 
-    split = dict(_pair(w, "VERSION=WEIGHT") for w in weights or [])
+    split = {
+        v: _number(w, "weights must be numbers, e.g. 1=90 2=10")
+        for v, w in (_pair(w, "VERSION=WEIGHT") for w in weights or [])
+    }
     labels = dict(_pair(item, "NAME=VERSION") for item in label or [])
+    rollout = None
+    if canary is not None:
+        rollout = canary_request(
+            canary,
+            ramp=[
+                _number(p.strip().rstrip("%"), "--ramp takes percentages, e.g. 5,25,50,100")
+                for p in ramp.split(",")
+            ],
+            every_s=_duration(every),
+            max_error_rate=_fraction(max_error_rate, "--max-error-rate"),
+            max_p99_ratio=max_p99_ratio,
+            min_requests=min_requests,
+            baseline=baseline,
+        )
     try:
         with _client(url) as hub:
-            if promote is not None:
-                labels = {
-                    **hub.model(name).get("routing", {}).get("labels", {}),
-                    **labels,
-                    "stable": promote,
-                }
-                split = {promote: "100"}
-            if reset or split or labels:
+            current = hub.model(name)["routing"]
+            if rollout is not None:
+                info = hub.set_routing(name, canary=rollout)
+            elif reset:
+                info = hub.set_routing(name, reset=True)
+            elif split or labels or promote is not None or shadow or no_shadow or not_sticky:
+                if promote is not None:
+                    labels["stable"] = promote
+                    split = {promote: 100.0}
+                mirrored = None if no_shadow else current.get("shadow")
+                if shadow is not None:
+                    version, _, fraction = shadow.partition(":")
+                    mirrored = {"version": version, "fraction": _fraction(fraction, "--shadow")}
+                running = current.get("canary", {})
                 info = hub.set_routing(
-                    name, {v: float(w) for v, w in split.items()}, labels, not not_sticky, reset
+                    name,
+                    split or current["split"],
+                    {**current["labels"], **labels},
+                    False if not_sticky else (True if split else current["sticky"]),
+                    shadow=mirrored,
+                    # A new split overrides a running canary; other changes keep it going.
+                    canary=running if running.get("state") == "RUNNING" and not split else None,
                 )
             else:
                 info = hub.model(name)
-            served = hub.served_counts(name)
+            while wait and info["routing"].get("canary", {}).get("state") == "RUNNING":
+                time.sleep(1.0)
+                info = hub.model(name)
+            traffic = hub.traffic(name)
     except ClientError as exc:
         _fail(exc.message)
-    except ValueError:
-        _fail("weights must be numbers, e.g. 1=90 2=10", 2)
-    routing = info.get("routing", {"split": {}, "labels": {}, "sticky": True})
+    _show_routing(name, info, traffic, as_json)
+    if wait and info["routing"].get("canary", {}).get("state") == "ROLLED_BACK":
+        raise typer.Exit(1)
+
+
+def _show_routing(
+    name: str, info: dict[str, Any], traffic: list[dict[str, Any]], as_json: bool
+) -> None:
+    routing = info["routing"]
     if as_json:
         out.print_json(
             data={
                 "name": name,
                 "routing": routing,
-                "served": served,
+                "traffic": traffic,
                 "default_version": info["default_version"],
             }
         )
         return
-    total = sum(served.values()) or 1
+    by_version = {t["version"]: t for t in traffic}
+    total = sum(t["requests"] for t in traffic) or 1
     table = Table(title=f"{name} routing", title_justify="left")
-    for column in ("version", "weight", "labels", "served", "share"):
-        table.add_column(column)
-    for version in sorted({v["version"] for v in info["versions"]}, key=int):
-        names = ", ".join(k for k, v in routing.get("labels", {}).items() if v == version)
-        weight = routing.get("split", {}).get(version)
-        default = (
-            " (default)" if not routing.get("split") and version == info["default_version"] else ""
+    for column in ("version", "weight", "labels", "served", "share", "errors", "p50", "p99"):
+        table.add_column(
+            column, justify="left" if column in ("version", "labels") else "right", no_wrap=True
         )
-        table.add_row(
+    shadow = routing.get("shadow")
+    if shadow:
+        table.add_column("shadow", justify="right")
+    for version in sorted({v["version"] for v in info["versions"]}, key=int):
+        seen = by_version.get(version, {})
+        requests = seen.get("requests", 0)
+        weight = routing["split"].get(version)
+        default = (
+            " (default)" if not routing["split"] and version == info["default_version"] else ""
+        )
+        row = [
             version,
             f"{weight:g}" if weight is not None else "-" + default,
-            names or "",
-            str(served.get(version, 0)),
-            f"{served.get(version, 0) / total:.1%}",
-        )
+            ", ".join(k for k, v in routing["labels"].items() if v == version),
+            str(requests),
+            f"{requests / total:.1%}",
+            f"{seen.get('error_rate', 0):.1%}" if requests else "-",
+            f"{seen['latency']['p50_ms']:.1f} ms" if requests else "-",
+            f"{seen['latency']['p99_ms']:.1f} ms" if requests else "-",
+        ]
+        if shadow:
+            mirrored = seen.get("shadow_requests", 0)
+            row.append(
+                f"{mirrored}: {seen['shadow_mismatches']} differ, {seen['shadow_errors']} failed"
+                if mirrored
+                else ""
+            )
+        table.add_row(*row)
     out.print(table)
+    if shadow:
+        out.print(f"shadow: {shadow['fraction']:.1%} of requests mirrored to {shadow['version']}")
+    rollout = routing.get("canary")
+    if rollout:
+        from inferencehub.cli_output import describe_canary
+
+        out.print(describe_canary(rollout))
+
+
+def _number(text: str, problem: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        _fail(problem, 2)
+
+
+def _fraction(text: str, option: str) -> float:
+    """0.05 or 5% -> 0.05."""
+    text = text.strip()
+    value = _number(text.rstrip("%"), f"{option} takes a fraction (0.05) or a percentage (5%)")
+    return value / 100 if text.endswith("%") else value
+
+
+def _duration(text: str) -> float:
+    """30s, 2m, 1h or plain seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return (
+                _number(text[: -len(suffix)], "--every takes a duration: 30s, 2m, 1h")
+                * units[suffix]
+            )
+    return _number(text, "--every takes a duration: 30s, 2m, 1h")
+
+
+@app.command()
+def status(
+    url: UrlOption = "http://127.0.0.1:8000",
+    as_json: JsonOption = False,
+) -> None:
+    """Processes, models, routing and traffic per version (one snapshot)."""
+    from inferencehub.client import ClientError, HttpClient
+
+    with _client(url) as hub:
+        if not isinstance(hub, HttpClient):
+            _fail("status needs the HTTP URL (http://host:port)", 2)
+        try:
+            snapshot = {"url": url, **hub.status(), "models": hub.models()}
+        except ClientError as exc:
+            _fail(exc.message)
+    if as_json:
+        out.print_json(data=snapshot)
+        return
+    from inferencehub.cli_output import render_status
+
+    out.print(render_status(snapshot, time.time()))
 
 
 def _pair(text: str, shape: str) -> tuple[str, str]:

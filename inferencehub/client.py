@@ -77,7 +77,11 @@ class Client(Protocol):
         labels: Mapping[str, str] | None = None,
         sticky: bool = True,
         reset: bool = False,
+        shadow: Mapping[str, Any] | None = None,
+        canary: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
+    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]: ...
+    def traffic(self, name: str = "") -> list[dict[str, Any]]: ...
     def served_counts(self, name: str) -> dict[str, int]: ...
     def unload_model(self, name: str) -> None: ...
     def close(self) -> None: ...
@@ -97,6 +101,28 @@ def connect(
     if scheme in ("http", "https"):
         return HttpClient(url, api_key=api_key, timeout_s=timeout_s)
     raise ValueError(f"unsupported URL {url!r}; use http://host:port or grpc://host:port")
+
+
+def canary_request(
+    version: str,
+    *,
+    ramp: Sequence[float] = (5, 25, 50, 100),
+    every_s: float = 120.0,
+    max_error_rate: float = 0.01,
+    max_p99_ratio: float = 1.5,
+    min_requests: int = 20,
+    baseline: str = "",
+) -> dict[str, Any]:
+    """A new automatic rollout of `version` (baseline "" = the stable label, else the default)."""
+    return {
+        "version": version,
+        "baseline": baseline,
+        "ramp": list(ramp),
+        "every_s": every_s,
+        "max_error_rate": max_error_rate,
+        "max_p99_ratio": max_p99_ratio,
+        "min_requests": min_requests,
+    }
 
 
 def _image_bytes(image: bytes | Path) -> bytes:
@@ -148,6 +174,10 @@ class HttpClient:
     def models(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/v1/models")["models"])
 
+    def status(self) -> dict[str, Any]:
+        """Processes (from the supervisor), worker health and traffic per version."""
+        return dict(self._request("GET", "/v1/status"))
+
     def model(self, name: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/models/{name}"))
 
@@ -165,14 +195,32 @@ class HttpClient:
         labels: Mapping[str, str] | None = None,
         sticky: bool = True,
         reset: bool = False,
+        shadow: Mapping[str, Any] | None = None,
+        canary: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Replace the model's routing live (persisted); returns the model's metadata."""
+        """Replace the model's routing live (persisted); returns the model's metadata.
+
+        `shadow` is {"version", "fraction"}; `canary` a running rollout to keep (as the model's
+        metadata shows it) or a new one (see start_canary).
+        """
         body: dict[str, Any] = (
             {"reset": True}
             if reset
             else {"split": dict(split or {}), "labels": dict(labels or {}), "sticky": sticky}
         )
+        if shadow is not None:
+            body["shadow"] = dict(shadow)
+        if canary is not None:
+            body["canary"] = dict(canary)
         return dict(self._request("PUT", f"/v1/models/{name}/routing", json=body))
+
+    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:
+        return self.set_routing(name, canary=canary_request(version, **budgets))
+
+    def traffic(self, name: str = "") -> list[dict[str, Any]]:
+        """Requests, errors and latency percentiles per version, as the gateway saw them."""
+        path = f"/v1/models/{name}/traffic" if name else "/v1/traffic"
+        return list(self._request("GET", path)["versions"])
 
     def served_counts(self, name: str) -> dict[str, int]:
         """Inferences served per version since load (the observed split)."""

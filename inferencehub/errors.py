@@ -66,6 +66,12 @@ class InternalError(HubError):
     code = ErrorCode.INTERNAL
 
 
+class PolicyChangedError(HubError):
+    """A compare-and-set of a routing policy lost the race (the canary controller retries)."""
+
+    code = ErrorCode.FAILED_PRECONDITION
+
+
 class ConfigError(HubError):
     """Settings, a config file or a model.toml are invalid."""
 

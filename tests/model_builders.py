@@ -148,3 +148,11 @@ def reshape_model(path: Path) -> Path:
         [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshape", [x, shape], [y]
     )
     return save_model(graph, path)
+
+
+def string_model(path: Path) -> Path:
+    """t = Identity(s) for a string tensor s [N]: no synthetic warm-up input exists for it."""
+    s = helper.make_tensor_value_info("s", TensorProto.STRING, ["N"])
+    t = helper.make_tensor_value_info("t", TensorProto.STRING, ["N"])
+    graph = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "strings", [s], [t])
+    return save_model(graph, path)

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+import time
 import uuid
 
-from inferencehub.errors import InvalidRequestError, WorkerUnavailableError
+import numpy as np
+
+from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
+from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.protocol.validation import resolve_version, validate_predict
 from inferencehub.v1 import inference_pb2 as pb
 
+logger = logging.getLogger(__name__)
+
 # Header (HTTP) / metadata (gRPC) that keeps a caller on one version of a split.
 ROUTING_KEY = "x-routing-key"
+# Mirrored requests in flight at once; more are dropped (and counted): a shadow must never
+# queue up behind itself and take the cores from real traffic.
+SHADOW_MAX_IN_FLIGHT = 4
+# Outputs at most this large are compared numerically with the primary's; larger ones by bytes.
+SHADOW_COMPARE_MAX_BYTES = 1 << 20
 
 
 class DataPlane:
@@ -24,6 +39,14 @@ class DataPlane:
         self._default_timeout_s = default_timeout_s
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self.traffic_stats = TrafficStats()
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Cancel mirrored requests still running: nobody waits for their answers."""
+        for task in list(self._shadows):
+            task.cancel()
+        await asyncio.gather(*self._shadows, return_exceptions=True)
 
     async def ready(self) -> bool:
         """From the last health check (every second): never waits on a busy worker."""
@@ -66,13 +89,66 @@ class DataPlane:
         model = await self._worker.model(request.model_name)
         key = current_key.get()
         version = resolve_version(model, request.version, routing_key or (key.name if key else ""))
-        validate_predict(request, version)
-        request.version = version.version  # the worker runs exactly what was validated
-        if not request.request_id:
-            request.request_id = uuid.uuid4().hex
-        return await self._worker.predict(
-            request, self._timeout(request, timeout_s), version.max_queue_size
-        )
+        started = time.perf_counter()
+        response: pb.PredictResponse | None = None
+        try:
+            validate_predict(request, version)
+            request.version = version.version  # the worker runs exactly what was validated
+            if not request.request_id:
+                request.request_id = uuid.uuid4().hex
+            response = await self._worker.predict(
+                request, self._timeout(request, timeout_s), version.max_queue_size
+            )
+            return response
+        finally:
+            self.traffic_stats.counters(model.name, version.version).primary.record(
+                time.perf_counter() - started, response is not None
+            )
+            shadow = model.routing.shadow
+            if (
+                shadow.fraction > 0
+                and shadow.version != version.version
+                and random.random() < shadow.fraction  # noqa: S311 - sampling, not security
+            ):
+                self._mirror(model, request, response)
+
+    def _mirror(
+        self, model: pb.ModelInfo, request: pb.PredictRequest, primary: pb.PredictResponse | None
+    ) -> None:
+        """Send a copy to the shadow version after the real answer is ready, so the shadow
+        never delays it; the copy's result is only counted."""
+        counters = self.traffic_stats.counters(model.name, model.routing.shadow.version)
+        if len(self._shadows) >= SHADOW_MAX_IN_FLIGHT:
+            counters.shadow_dropped += 1
+            return
+        copy = pb.PredictRequest()
+        copy.CopyFrom(request)
+        copy.version = model.routing.shadow.version
+        copy.request_id = f"{request.request_id}-shadow"
+        copy.ClearField("timeout_s")
+        task = asyncio.create_task(self._run_shadow(model, copy, primary))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _run_shadow(
+        self, model: pb.ModelInfo, request: pb.PredictRequest, primary: pb.PredictResponse | None
+    ) -> None:
+        counters = self.traffic_stats.counters(model.name, request.version)
+        started = time.perf_counter()
+        answer: pb.PredictResponse | None = None
+        try:
+            version = resolve_version(model, request.version)
+            validate_predict(request, version)
+            answer = await self._worker.predict(
+                request, self._default_timeout_s, version.max_queue_size
+            )
+        except HubError as exc:
+            logger.debug("shadow request %s failed: %s", request.request_id, exc.message)
+        except Exception:
+            logger.exception("shadow request %s failed", request.request_id)
+        counters.shadow.record(time.perf_counter() - started, answer is not None)
+        if answer is not None and primary is not None and not _same_answer(primary, answer):
+            counters.shadow_mismatches += 1
 
     def _timeout(self, request: pb.PredictRequest, caller_s: float | None) -> float:
         """The tightest of the caller's deadline, a `timeout` parameter (microseconds, as
@@ -124,6 +200,41 @@ class DataPlane:
         authorize_model(request.name)
         return await self._worker.set_routing(request)
 
+    async def traffic(self, name: str) -> list[pb.VersionTraffic]:
+        """Per-version traffic ("" = every model the API key may use)."""
+        if name:
+            authorize_model(name)
+            await self._worker.model(name)  # NOT_FOUND naming the models for a typo
+            return self.traffic_stats.to_proto(name)
+        key = current_key.get()
+        return [t for t in self.traffic_stats.to_proto() if key is None or key.may_use(t.name)]
+
     async def unload_model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)
         return await self._worker.unload_model(name)
+
+
+def _same_answer(primary: pb.PredictResponse, shadow: pb.PredictResponse) -> bool:
+    """Top-1 classes when the model classifies, else every output within float tolerance."""
+    if primary.classifications or shadow.classifications:
+        return [c.classes[0].index if c.classes else -1 for c in primary.classifications] == [
+            c.classes[0].index if c.classes else -1 for c in shadow.classifications
+        ]
+    theirs = {t.name: t for t in shadow.outputs}
+    for mine in primary.outputs:
+        other = theirs.get(mine.name)
+        if other is None or other.datatype != mine.datatype or other.shape != mine.shape:
+            return False
+        dtype = NUMPY_BY_DATATYPE.get(mine.datatype)
+        if dtype is None or dtype.kind not in "fc" or len(mine.contents) > SHADOW_COMPARE_MAX_BYTES:
+            if mine.contents != other.contents:
+                return False
+        elif not np.allclose(
+            np.frombuffer(mine.contents, dtype),
+            np.frombuffer(other.contents, dtype),
+            rtol=1e-3,
+            atol=1e-5,
+            equal_nan=True,
+        ):
+            return False
+    return True

@@ -72,6 +72,12 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         return await self._dataplane.set_routing(request)
 
     @map_errors_to_grpc
+    async def Traffic(
+        self, request: pb.TrafficRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TrafficResponse:
+        return pb.TrafficResponse(versions=await self._dataplane.traffic(request.name))
+
+    @map_errors_to_grpc
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:

@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError
 from inferencehub.gateway.auth import Authenticator
+from inferencehub.gateway.canary import CanaryController
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.rest import create_app
@@ -124,6 +125,7 @@ async def run_gateway(
     helpers = [
         asyncio.create_task(_announce_when_started(http, notify_fd, http_port, grpc_port)),
         asyncio.create_task(_mirror_worker_health(worker, health_servicer)),
+        asyncio.create_task(CanaryController(worker, dataplane.traffic_stats).run()),
     ]
     logger.info("gateway on http://%s:%d and grpc %s:%d", s.host, http_port, s.host, grpc_port)
     try:
@@ -135,6 +137,7 @@ async def run_gateway(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await dataplane.close()
         await worker.close()
         http_socket.close()
         logger.info("gateway stopped")

@@ -211,7 +211,7 @@ OPENAPI: Final[dict[str, Any]] = {
             }
         },
         "/v1/status": _get(
-            "Processes (pid, state, restarts, last exit) and worker health",
+            "Processes (pid, state, restarts, last exit), worker health and traffic per version",
             {"type": "object"},
             named=False,
         ),
@@ -243,6 +243,27 @@ OPENAPI: Final[dict[str, Any]] = {
                                     },
                                     "sticky": {"type": "boolean"},
                                     "reset": {"type": "boolean"},
+                                    "shadow": {
+                                        "type": "object",
+                                        "properties": {
+                                            "version": {"type": "string"},
+                                            "fraction": {"type": "number"},
+                                        },
+                                    },
+                                    "canary": {
+                                        "type": "object",
+                                        "description": "Starts an automatic rollout from the "
+                                        "current policy (see docs/versions.md).",
+                                        "properties": {
+                                            "version": {"type": "string"},
+                                            "baseline": {"type": "string"},
+                                            "ramp": {"type": "array", "items": {"type": "number"}},
+                                            "every_s": {"type": "number"},
+                                            "max_error_rate": {"type": "number"},
+                                            "max_p99_ratio": {"type": "number"},
+                                            "min_requests": {"type": "integer"},
+                                        },
+                                    },
                                 },
                             }
                         }
@@ -251,6 +272,15 @@ OPENAPI: Final[dict[str, Any]] = {
                 "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
             }
         },
+        "/v1/traffic": _get(
+            "Requests, errors and latency percentiles per model version (primary and shadow)",
+            {"type": "object"},
+            named=False,
+        ),
+        "/v1/models/{name}/traffic": _get(
+            "One model's requests, errors and latency percentiles per version",
+            {"type": "object"},
+        ),
         "/v1/models/{name}/predict": _predict(versioned=False),
         "/v1/models/{name}/versions/{version}/predict": _predict(versioned=True),
     },

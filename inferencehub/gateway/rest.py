@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import orjson
+from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,7 +27,12 @@ from inferencehub.gateway.http_common import (
 )
 from inferencehub.gateway.kserve_rest import kserve_routes
 from inferencehub.gateway.openapi import OPENAPI
-from inferencehub.protocol.json_codec import model_to_json, response_to_json, tensor_from_json
+from inferencehub.protocol.json_codec import (
+    model_to_json,
+    response_to_json,
+    tensor_from_json,
+    traffic_to_json,
+)
 from inferencehub.protocol.tensors import encode_bytes_elements
 from inferencehub.state import read_state
 from inferencehub.v1 import inference_pb2 as pb
@@ -55,7 +61,17 @@ def create_app(
     async def status(request: Request) -> Response:
         """The supervisor's view of the processes, plus what the gateway sees of the worker."""
         state = read_state(state_file) if state_file is not None else None
-        return JSONResponse({"worker_serving": await dataplane.ready(), "supervisor": state})
+        return JSONResponse(
+            {
+                "worker_serving": await dataplane.ready(),
+                "supervisor": state,
+                "traffic": [traffic_to_json(t) for t in await dataplane.traffic("")],
+            }
+        )
+
+    async def traffic(request: Request) -> Response:
+        versions = await dataplane.traffic(request.path_params.get("name", ""))
+        return JSONResponse({"versions": [traffic_to_json(t) for t in versions]})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
@@ -102,6 +118,8 @@ def create_app(
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name}", get_model, methods=["GET"]),
         Route("/v1/models/{name}/routing", set_routing, methods=["PUT"]),
+        Route("/v1/traffic", traffic, methods=["GET"]),
+        Route("/v1/models/{name}/traffic", traffic, methods=["GET"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
         *kserve_routes(dataplane, max_request_bytes),
@@ -149,6 +167,29 @@ def _routing_request(name: str, body: bytes) -> pb.SetRoutingRequest:
         labels={str(k): str(v) for k, v in labels.items()},
         sticky=payload.get("sticky", True) is not False,
     )
+    shadow = payload.get("shadow")
+    if shadow is not None:
+        if (
+            not isinstance(shadow, dict)
+            or not isinstance(shadow.get("version"), str | int)
+            or not isinstance(shadow.get("fraction"), int | float)
+        ):
+            raise InvalidRequestError('\'shadow\' must be like {"version": "3", "fraction": 0.05}')
+        routing.shadow.version = str(shadow["version"])
+        routing.shadow.fraction = float(shadow["fraction"])
+    rollout = payload.get("canary")
+    if rollout is not None:
+        if not isinstance(rollout, dict):
+            raise InvalidRequestError("'canary' must be an object")
+        try:
+            json_format.ParseDict(
+                {k: v for k, v in rollout.items() if k != "percent"}, routing.canary
+            )
+        except json_format.ParseError as exc:
+            raise InvalidRequestError(
+                f'\'canary\': {exc}; expected like {{"version": "2", "ramp": [5, 25, 50, '
+                f'100], "every_s": 120, "max_error_rate": 0.01, "max_p99_ratio": 1.5}}'
+            ) from None
     return pb.SetRoutingRequest(name=name, routing=routing)
 
 

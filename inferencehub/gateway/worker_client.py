@@ -116,6 +116,10 @@ class GrpcWorkerClient:
         self._refreshed_at = time.monotonic()
         return list(reply.models)
 
+    def cached_models(self) -> list[pb.ModelInfo]:
+        """What the worker last reported, without asking it."""
+        return list(self._models.values())
+
     async def model(self, name: str) -> pb.ModelInfo:
         """A model's signature from the cache, refreshed once on a miss.
 

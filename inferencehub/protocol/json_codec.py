@@ -6,8 +6,11 @@ import base64
 from typing import Any
 
 import numpy as np
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 
 from inferencehub.errors import InvalidRequestError
+from inferencehub.protocol.canary import percent as canary_percent
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
@@ -139,11 +142,43 @@ def model_to_json(model: pb.ModelInfo) -> dict[str, Any]:
         "default_version": model.default_version,
         "versions": versions,
     }
-    routing = model.routing
-    if routing.labels or routing.weights:
-        described["routing"] = {
-            "labels": dict(routing.labels),
-            "split": dict(routing.weights),
-            "sticky": routing.sticky,
+    described["routing"] = routing_to_json(model.routing)
+    return described
+
+
+def routing_to_json(routing: pb.RoutingPolicy) -> dict[str, Any]:
+    """The policy as the HTTP API shows and accepts it (PUT /v1/models/NAME/routing)."""
+    described: dict[str, Any] = {
+        "labels": dict(routing.labels),
+        "split": dict(routing.weights),
+        "sticky": routing.sticky,
+    }
+    if routing.HasField("shadow"):
+        described["shadow"] = {
+            "version": routing.shadow.version,
+            "fraction": routing.shadow.fraction,
         }
+    if routing.HasField("canary"):
+        described["canary"] = {
+            **_message_to_json(routing.canary),
+            "percent": canary_percent(routing.canary),
+        }
+    return described
+
+
+def traffic_to_json(traffic: pb.VersionTraffic) -> dict[str, Any]:
+    described = _message_to_json(traffic)
+    described["error_rate"] = traffic.errors / traffic.requests if traffic.requests else 0.0
+    return described
+
+
+def _message_to_json(message: Any) -> dict[str, Any]:
+    """Every field by its proto name, with 64-bit integers as numbers (proto JSON: strings)."""
+    described = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    wide = (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64)
+    for field in message.DESCRIPTOR.fields:
+        if field.cpp_type in wide and isinstance(described.get(field.name), str):
+            described[field.name] = int(described[field.name])
     return described

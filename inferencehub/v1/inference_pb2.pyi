@@ -201,7 +201,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., default_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ...) -> None: ...
 
 class RoutingPolicy(_message.Message):
-    __slots__ = ("labels", "weights", "sticky")
+    __slots__ = ("labels", "weights", "sticky", "shadow", "canary")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -219,10 +219,60 @@ class RoutingPolicy(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     STICKY_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
     labels: _containers.ScalarMap[str, str]
     weights: _containers.ScalarMap[str, float]
     sticky: bool
-    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., weights: _Optional[_Mapping[str, float]] = ..., sticky: bool = ...) -> None: ...
+    shadow: Shadow
+    canary: Canary
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., weights: _Optional[_Mapping[str, float]] = ..., sticky: bool = ..., shadow: _Optional[_Union[Shadow, _Mapping]] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+
+class Shadow(_message.Message):
+    __slots__ = ("version", "fraction")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    fraction: float
+    def __init__(self, version: _Optional[str] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class Canary(_message.Message):
+    __slots__ = ("version", "baseline", "ramp", "every_s", "max_error_rate", "max_p99_ratio", "min_requests", "state", "step", "reason", "started_ms", "updated_ms")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Canary.State]
+        RUNNING: _ClassVar[Canary.State]
+        PROMOTED: _ClassVar[Canary.State]
+        ROLLED_BACK: _ClassVar[Canary.State]
+    STATE_UNSPECIFIED: Canary.State
+    RUNNING: Canary.State
+    PROMOTED: Canary.State
+    ROLLED_BACK: Canary.State
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    RAMP_FIELD_NUMBER: _ClassVar[int]
+    EVERY_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_P99_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_MS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    baseline: str
+    ramp: _containers.RepeatedScalarFieldContainer[float]
+    every_s: float
+    max_error_rate: float
+    max_p99_ratio: float
+    min_requests: int
+    state: Canary.State
+    step: int
+    reason: str
+    started_ms: int
+    updated_ms: int
+    def __init__(self, version: _Optional[str] = ..., baseline: _Optional[str] = ..., ramp: _Optional[_Iterable[float]] = ..., every_s: _Optional[float] = ..., max_error_rate: _Optional[float] = ..., max_p99_ratio: _Optional[float] = ..., min_requests: _Optional[int] = ..., state: _Optional[_Union[Canary.State, str]] = ..., step: _Optional[int] = ..., reason: _Optional[str] = ..., started_ms: _Optional[int] = ..., updated_ms: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -331,11 +381,59 @@ class UnloadModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class SetRoutingRequest(_message.Message):
-    __slots__ = ("name", "routing", "reset")
+    __slots__ = ("name", "routing", "reset", "if_canary_updated_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
+    IF_CANARY_UPDATED_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     routing: RoutingPolicy
     reset: bool
-    def __init__(self, name: _Optional[str] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., reset: bool = ...) -> None: ...
+    if_canary_updated_ms: int
+    def __init__(self, name: _Optional[str] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., reset: bool = ..., if_canary_updated_ms: _Optional[int] = ...) -> None: ...
+
+class TrafficRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class Percentiles(_message.Message):
+    __slots__ = ("p50_ms", "p95_ms", "p99_ms")
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    def __init__(self, p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ...) -> None: ...
+
+class VersionTraffic(_message.Message):
+    __slots__ = ("name", "version", "requests", "errors", "latency", "shadow_requests", "shadow_errors", "shadow_dropped", "shadow_mismatches", "shadow_latency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    requests: int
+    errors: int
+    latency: Percentiles
+    shadow_requests: int
+    shadow_errors: int
+    shadow_dropped: int
+    shadow_mismatches: int
+    shadow_latency: Percentiles
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Union[Percentiles, _Mapping]] = ..., shadow_requests: _Optional[int] = ..., shadow_errors: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_mismatches: _Optional[int] = ..., shadow_latency: _Optional[_Union[Percentiles, _Mapping]] = ...) -> None: ...
+
+class TrafficResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[VersionTraffic]
+    def __init__(self, versions: _Optional[_Iterable[_Union[VersionTraffic, _Mapping]]] = ...) -> None: ...

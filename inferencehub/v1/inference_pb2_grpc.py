@@ -79,6 +79,11 @@ class InferenceServiceStub(object):
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.SerializeToString,
                 response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.Traffic = channel.unary_unary(
+                '/inferencehub.v1.InferenceService/Traffic',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer(object):
@@ -149,6 +154,14 @@ class InferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Traffic(self, request, context):
+        """Requests, errors and latency per model version as the gateway saw them (primary and
+        shadow traffic apart). Served by the gateway only: the worker answers UNIMPLEMENTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +209,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.SetRouting,
                     request_deserializer=inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.FromString,
                     response_serializer=inferencehub_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
+            ),
+            'Traffic': grpc.unary_unary_rpc_method_handler(
+                    servicer.Traffic,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +459,33 @@ class InferenceService(object):
             '/inferencehub.v1.InferenceService/SetRouting',
             inferencehub_dot_v1_dot_inference__pb2.SetRoutingRequest.SerializeToString,
             inferencehub_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Traffic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferencehub.v1.InferenceService/Traffic',
+            inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -212,6 +212,16 @@ class OnnxModel:
             )
         return BatchRun(items, merged_ns, computed_ns, time.perf_counter_ns())
 
+    def run_feeds(self, instance: int, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of one session for ready-made feeds, as ONNX Runtime returns them.
+
+        The golden check and warm-up use this: the sessions that will serve, with the dtypes
+        they really produce, and no statistics, batching or error logging around the run.
+        Raises whatever ONNX Runtime raises.
+        """
+        names = [s.name for s in self.outputs]
+        return dict(zip(names, self._sessions[instance].run(names, feeds), strict=True))
+
     def _decode_input(self, tensor: pb.Tensor) -> np.ndarray:
         if (
             tensor.datatype == BYTES

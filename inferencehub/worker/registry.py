@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from google.protobuf import json_format
 
 from inferencehub.config import WorkerSettings
-from inferencehub.errors import HubError, InvalidRequestError, ModelNotFoundError
+from inferencehub.errors import (
+    HubError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    PolicyChangedError,
+)
+from inferencehub.protocol import canary
 from inferencehub.protocol.validation import missing_model_error, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.golden import check_golden
 from inferencehub.worker.onnx_model import OnnxModel
 from inferencehub.worker.repository import (
     ModelEntry,
@@ -158,33 +166,44 @@ class ModelRegistry:
         """Apply a repository change: reload `versions` (None = all), load new ones, drop gone."""
         await self._load(entry, versions)
 
-    async def set_routing(self, name: str, routing: pb.RoutingPolicy | None) -> pb.ModelInfo:
-        """Replace (None: reset to model.toml) a model's routing, live and persisted.
+    async def set_routing(self, request: pb.SetRoutingRequest) -> pb.ModelInfo:
+        """Replace (reset: back to model.toml) a model's routing, live and persisted.
+
+        A policy with a new canary (state unspecified) starts a rollout from the current policy:
+        its labels, shadow and stickiness stay, the ramp sets the weights.
 
         Raises:
             ModelNotFoundError: unknown model.
             InvalidRequestError: the policy names versions that cannot serve, or has no weight.
+            PolicyChangedError: `if_canary_updated_ms` no longer matches the running canary.
         """
         async with self._loading:
-            info = self.model_info(name)
-            if routing is not None:
-                _check_routing(info, routing)
-            path = self._routing_file(name)
-            if routing is None:
+            info = self.model_info(request.name)
+            expected = request.if_canary_updated_ms
+            if expected and info.routing.canary.updated_ms != expected:
+                raise PolicyChangedError(
+                    f"the routing of '{request.name}' changed meanwhile; not applied"
+                )
+            path = self._routing_file(request.name)
+            if request.reset:
                 if path is not None:
                     path.unlink(missing_ok=True)
-                entry = scan_model(self._root / name)
+                entry = scan_model(self._root / request.name)
                 config = entry.config.routing if entry is not None else RoutingConfig()
-                routing = _routing_from(config, info, name)
-            elif path is not None:
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                path.write_text(json_format.MessageToJson(routing))
+                routing = _routing_from(config, info, request.name)
+            else:
+                routing = _prepare_routing(info, request.routing)
+                if path is not None:
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    path.write_text(json_format.MessageToJson(routing))
             updated = pb.ModelInfo()
             updated.CopyFrom(info)
             updated.routing.CopyFrom(routing)
-            self._infos[name] = updated
+            self._infos[request.name] = updated
         logger.info(
-            "routing of %s is now %s", name, json_format.MessageToDict(routing) or "default"
+            "routing of %s is now %s",
+            request.name,
+            json_format.MessageToDict(routing) or "default",
         )
         return updated
 
@@ -221,7 +240,7 @@ class ModelRegistry:
                 results[v.version] = f"{v.path} does not exist"
             else:
                 try:
-                    results[v.version] = OnnxModel(
+                    model = OnnxModel(
                         entry.name,
                         v.version,
                         v.path,
@@ -230,6 +249,10 @@ class ModelRegistry:
                         intra_op_threads=intra_op_threads(self._settings, entry.config.instances),
                         max_image_pixels=self._settings.max_image_pixels,
                     )
+                    # The gate before traffic: a version whose golden outputs do not match
+                    # never serves (a reload keeps the previous file); every session is warmed.
+                    refused = check_golden(model, v.path.parent, entry.config.golden)
+                    results[v.version] = model if refused is None else refused
                 except HubError as exc:
                     results[v.version] = exc.message
                 except Exception as exc:  # ORT raises many types for broken files
@@ -307,20 +330,27 @@ def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
 def _routing(
     entry: ModelEntry, info: pb.ModelInfo, saved: pb.RoutingPolicy | None
 ) -> pb.RoutingPolicy:
-    """The live policy set with SetRouting if any, else model.toml's; versions that cannot
-    serve are dropped from the split (and logged)."""
+    """The live policy set with SetRouting if any, else model.toml's; weights and a shadow
+    naming versions that cannot serve are dropped (and logged)."""
     if saved is None:
         return _routing_from(entry.config.routing, info, entry.name)
-    config = RoutingConfig(
-        labels={k: int(v) for k, v in saved.labels.items()},
-        split=dict(saved.weights),
-        sticky=saved.sticky,
-    )
-    return _routing_from(config, info, entry.name)
+    routing = pb.RoutingPolicy()
+    routing.CopyFrom(saved)
+    ready = _ready(info)
+    for version, weight in list(routing.weights.items()):
+        if version not in ready or weight < 0:
+            logger.error("%s: split weight for version %s ignored (not ready)", entry.name, version)
+            del routing.weights[version]
+    if routing.shadow.version and routing.shadow.version not in ready:
+        logger.error(
+            "%s: shadow version %s is not ready; no shadow", entry.name, routing.shadow.version
+        )
+        routing.ClearField("shadow")
+    return routing
 
 
 def _routing_from(routing: RoutingConfig, info: pb.ModelInfo, name: str) -> pb.RoutingPolicy:
-    ready = {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
+    ready = _ready(info)
     weights = {}
     for version, weight in routing.split.items():
         if str(int(version)) not in ready or weight < 0:
@@ -334,19 +364,53 @@ def _routing_from(routing: RoutingConfig, info: pb.ModelInfo, name: str) -> pb.R
     if routing.split and not any(weights.values()):
         logger.error("%s: no usable split weight; serving the default version", name)
         weights = {}
-    return pb.RoutingPolicy(
+    policy = pb.RoutingPolicy(
         labels={label: str(v) for label, v in routing.labels.items()},
         weights=weights,
         sticky=routing.sticky,
     )
+    if routing.shadow is not None:
+        if str(routing.shadow.version) in ready:
+            policy.shadow.version = str(routing.shadow.version)
+            policy.shadow.fraction = routing.shadow.fraction
+        else:
+            logger.error(
+                "%s: shadow version %s is not ready; no shadow", name, routing.shadow.version
+            )
+    return policy
 
 
-def _check_routing(info: pb.ModelInfo, routing: pb.RoutingPolicy) -> None:
-    ready = {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
+def _prepare_routing(info: pb.ModelInfo, requested: pb.RoutingPolicy) -> pb.RoutingPolicy:
+    """Check a requested policy; a new canary becomes its first step over the current policy.
+
+    Raises:
+        InvalidRequestError: names what is wrong; nothing changes.
+    """
+    ready = _ready(info)
+    routing = pb.RoutingPolicy()
+    routing.CopyFrom(requested)
+    if routing.HasField("canary") and routing.canary.state == pb.Canary.STATE_UNSPECIFIED:
+        rollout = pb.RoutingPolicy()
+        rollout.CopyFrom(info.routing)
+        rollout.canary.CopyFrom(routing.canary)
+        rollout.canary.baseline = (
+            rollout.canary.baseline or info.routing.labels.get("stable", "") or info.default_version
+        )
+        canary.check(rollout.canary, ready)
+        routing = canary.start(rollout, int(time.time() * 1000))
+    elif routing.canary.state == pb.Canary.RUNNING:
+        canary.check(routing.canary, ready)
+    _check_routing(ready, routing)
+    return routing
+
+
+def _check_routing(ready: set[str], routing: pb.RoutingPolicy) -> None:
     named = {
         **{f"weight of version {v}": v for v in routing.weights},
         **{f"label '{k}'": v for k, v in routing.labels.items()},
     }
+    if routing.HasField("shadow"):
+        named["shadow"] = routing.shadow.version
     for what, version in named.items():
         if version not in ready:
             raise InvalidRequestError(
@@ -357,6 +421,14 @@ def _check_routing(info: pb.ModelInfo, routing: pb.RoutingPolicy) -> None:
         raise InvalidRequestError("split weights must not be negative")
     if routing.weights and not any(routing.weights.values()):
         raise InvalidRequestError("a split needs at least one positive weight")
+    if routing.HasField("shadow") and not 0 < routing.shadow.fraction <= 1:
+        raise InvalidRequestError(
+            f"shadow fraction must be in (0, 1], got {routing.shadow.fraction:g}"
+        )
+
+
+def _ready(info: pb.ModelInfo) -> set[str]:
+    return {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
 
 
 def _first_line(exc: Exception) -> str:

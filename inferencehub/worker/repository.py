@@ -65,6 +65,13 @@ class BatchingConfig(_Strict):
     )
 
 
+class ShadowConfig(_Strict):
+    """Mirror a fraction of the requests to a version whose answers are only recorded."""
+
+    version: int
+    fraction: float = Field(gt=0, le=1)
+
+
 class RoutingConfig(_Strict):
     """Version routing for requests that name no version, or a label."""
 
@@ -73,6 +80,17 @@ class RoutingConfig(_Strict):
         default_factory=dict, description="Weights by version, e.g. {'1' = 90, '2' = 10}."
     )
     sticky: bool = True
+    shadow: ShadowConfig | None = None
+
+
+class GoldenConfig(_Strict):
+    """The gate before traffic: golden/*.npz in a version folder must match before it serves."""
+
+    rtol: float = Field(1e-4, ge=0, description="Relative tolerance (np.allclose).")
+    atol: float = Field(1e-5, ge=0, description="Absolute tolerance (np.allclose).")
+    required: bool = Field(
+        False, description="A version without golden files fails to load instead of serving."
+    )
 
 
 class ModelConfig(_Strict):
@@ -88,6 +106,7 @@ class ModelConfig(_Strict):
     )
     batching: BatchingConfig = BatchingConfig()
     routing: RoutingConfig = RoutingConfig()
+    golden: GoldenConfig = GoldenConfig()
     preprocess: PreprocessConfig | None = None
     postprocess: PostprocessConfig | None = None
 

@@ -125,6 +125,4 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def SetRouting(
         self, request: pb.SetRoutingRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
-        return await self._registry.set_routing(
-            request.name, None if request.reset else request.routing
-        )
+        return await self._registry.set_routing(request)

@@ -1,0 +1,114 @@
+"""The canary controller: follows running rollouts and writes their next step to the worker.
+
+It judges each step on the traffic the gateway recorded since the step began (a snapshot of
+the version's counters taken then), so a restarted gateway restarts the current step's window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inferencehub.errors import HubError
+from inferencehub.gateway.traffic import Series, TrafficStats
+from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.protocol import canary
+from inferencehub.v1 import inference_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.25
+
+
+@dataclass
+class _Step:
+    """Where the current step's window began."""
+
+    key: tuple[str, int, int]  # canary version, step, rollout start
+    began: float
+    canary: Series | None
+    baseline: Series | None
+
+
+class CanaryController:
+    def __init__(
+        self,
+        worker: GrpcWorkerClient,
+        traffic: TrafficStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._worker = worker
+        self._traffic = traffic
+        self._clock = clock
+        self._steps: dict[str, _Step] = {}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self.tick()
+            except HubError as exc:  # the worker is away: try again on the next tick
+                logger.debug("canary controller: %s", exc.message)
+
+    async def tick(self) -> None:
+        """Judge every running rollout once; apply the verdicts that are not 'hold'."""
+        for model in self._worker.cached_models():
+            rollout = model.routing.canary
+            if rollout.state != canary.RUNNING:
+                self._steps.pop(model.name, None)
+                continue
+            verdict = self._judge(model, rollout)
+            if verdict.action == "hold":
+                continue
+            routing = canary.apply(model.routing, verdict, int(time.time() * 1000))
+            request = pb.SetRoutingRequest(
+                name=model.name, routing=routing, if_canary_updated_ms=rollout.updated_ms
+            )
+            await self._worker.set_routing(request)
+            self._steps.pop(model.name, None)
+            log = logger.warning if verdict.action == "rollback" else logger.info
+            log(
+                "canary %s version %s: %s%s",
+                model.name,
+                rollout.version,
+                {"advance": "now at", "promote": "promoted", "rollback": "rolled back"}[
+                    verdict.action
+                ],
+                f" {canary.percent(routing.canary):g} %"
+                if verdict.action == "advance"
+                else f": {verdict.reason}",
+            )
+
+    def _judge(self, model: pb.ModelInfo, rollout: pb.Canary) -> canary.Verdict:
+        ready = {v.version for v in model.versions if v.state == pb.ModelVersion.READY}
+        if rollout.version not in ready:
+            return canary.Verdict("rollback", f"version {rollout.version} is no longer ready")
+        key = (rollout.version, rollout.step, rollout.started_ms)
+        step = self._steps.get(model.name)
+        if step is None or step.key != key:
+            step = self._steps[model.name] = _Step(
+                key,
+                self._clock(),
+                _snapshot(self._traffic.series(model.name, rollout.version)),
+                _snapshot(self._traffic.series(model.name, rollout.baseline)),
+            )
+        return canary.judge(
+            rollout,
+            _window(self._traffic.series(model.name, rollout.version), step.canary),
+            _window(self._traffic.series(model.name, rollout.baseline), step.baseline),
+            self._clock() - step.began,
+        )
+
+
+def _snapshot(series: Series | None) -> Series | None:
+    return series.copy() if series is not None else None
+
+
+def _window(series: Series | None, since: Series | None) -> canary.Window:
+    if series is None:
+        return canary.Window(0, 0, 0.0)
+    recent = series.minus(since)
+    return canary.Window(recent.requests, recent.errors, recent.percentile(99))
