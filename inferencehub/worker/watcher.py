@@ -11,13 +11,16 @@ import logging
 from pathlib import Path
 
 from inferencehub.errors import HubError
+from inferencehub.worker.golden import GOLDEN_DIR
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.repository import MODEL_FILE, scan_model
 
 logger = logging.getLogger(__name__)
 
 FileStamp = tuple[int, int]  # (mtime_ns, size)
-ModelStamp = tuple[tuple[tuple[str, FileStamp], ...], dict[str, FileStamp | None]]
+# A version: its model.onnx and its golden files (a changed golden file re-runs the gate).
+VersionStamp = tuple[FileStamp | None, tuple[tuple[str, FileStamp], ...]]
+ModelStamp = tuple[tuple[tuple[str, FileStamp], ...], dict[str, VersionStamp]]
 
 
 def _stamp(path: Path) -> FileStamp | None:
@@ -41,21 +44,32 @@ def snapshot(root: Path) -> dict[str, ModelStamp]:
         except OSError:
             continue
         versions = {
-            child.name: _stamp(child / MODEL_FILE)
+            child.name: (_stamp(child / MODEL_FILE), _files(child / GOLDEN_DIR))
             for child in children
             if child.is_dir() and child.name.isascii() and child.name.isdigit()
         }
         if not versions:
             continue
-        config = tuple(
-            sorted(
-                (child.name, stamp)
-                for child in children
-                if child.is_file() and (stamp := _stamp(child)) is not None
-            )
-        )
-        models[directory.name] = (config, versions)
+        models[directory.name] = (_files(directory, children), versions)
     return models
+
+
+def _files(
+    directory: Path, children: list[Path] | None = None
+) -> tuple[tuple[str, FileStamp], ...]:
+    """The plain files directly in `directory` with their stamps (none if it is missing)."""
+    if children is None:
+        try:
+            children = list(directory.iterdir())
+        except OSError:
+            return ()
+    return tuple(
+        sorted(
+            (child.name, stamp)
+            for child in children
+            if child.is_file() and (stamp := _stamp(child)) is not None
+        )
+    )
 
 
 class RepositoryWatcher:

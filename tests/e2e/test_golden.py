@@ -112,3 +112,16 @@ def test_a_hot_swap_failing_its_golden_file_keeps_the_old_file(tmp_path: Path) -
             reply = predict(hub, "swap")
             assert reply.status_code == 200
             assert reply.json()["outputs"][0]["data"] == [1, 2, 3, 4]  # not [1, 2, 3, 4.5]
+
+
+def test_a_new_golden_file_re_checks_the_serving_version(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    v1 = scale_model(models / "watched" / "1" / "model.onnx", [1, 2, 3, 4.5]).parent
+    config = tmp_path / "hub.toml"
+    config.write_text("[worker]\nrepository_poll_s = 0.2\n")
+    with running_hub(models, tmp_path, "--config", str(config)) as hub:
+        assert "error" not in versions(hub, "watched")["1"]
+        write_golden(v1)  # expects y[3] = 4, the model gives 4.5
+        wait_for(lambda: "error" in versions(hub, "watched")["1"])
+        assert MISMATCH in versions(hub, "watched")["1"]["error"]
+        assert predict(hub, "watched").status_code == 200  # the serving sessions stay
