@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from inferencehub.client import connect
+from inferencehub.kserve import grpc_predict_v2_pb2 as v2
+from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from tests.hub import Hub, running_hub
 from tests.model_builders import save_model, scale_model, slow_batch_model
 
@@ -138,6 +141,30 @@ def test_shadow_answers_are_recorded_never_returned(tmp_path: Path) -> None:
             by_grpc = {t["version"]: t for t in hub_grpc.traffic("m")}
         assert by_grpc["3"]["shadow_errors"] == by_grpc["3"]["shadow_requests"]
         assert by_grpc["1"]["errors"] == 0
+        # KServe gRPC requests are routed, counted and mirrored the same way.
+        with grpc.insecure_channel(hub.grpc_target) as channel:
+            stub = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(channel)
+            request = v2.ModelInferRequest(
+                model_name="m",
+                inputs=[
+                    v2.ModelInferRequest.InferInputTensor(name="x", datatype="FP32", shape=[1, 4])
+                ],
+                raw_input_contents=[np.ones((1, 4), np.float32).tobytes()],
+            )
+            answers = [stub.ModelInfer(request, timeout=10) for _ in range(10)]
+        assert {a.model_version for a in answers} == {"1"}
+        assert all(
+            np.frombuffer(a.raw_output_contents[0], np.float32).tolist() == [1, 1, 1, 1]
+            for a in answers
+        )
+        wait_for(
+            lambda: (
+                traffic(hub)["3"]["shadow_requests"] + traffic(hub)["3"]["shadow_dropped"] == 30
+            ),
+            10,
+            "KServe gRPC requests mirrored",
+        )
+        assert traffic(hub)["1"]["requests"] == 60
         shown = run_cli("route", "m", *url)
         assert "mirrored to 3" in shown.stdout
         assert run_cli("route", "m", "--no-shadow", "--json", *url).returncode == 0
