@@ -6,7 +6,12 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Literal
+
+# The request being served by this task: every log line written meanwhile carries its id, in
+# the gateway and (the id travels in PredictRequest.request_id) in the worker.
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -19,6 +24,28 @@ class _RoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.role = self.role
         return True
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", ""):
+            request_id = current_request_id.get()
+            if request_id:
+                record.request_id = request_id
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`12:00:01 INFO    worker     message [request 1f2e...]`: one line per event."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(role)-10s %(message)s", "%H:%M:%S")
+        self.converter = time.localtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", "")
+        return f"{line} [request {request_id}]" if request_id else line
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,14 +81,8 @@ def configure_logging(
     """Send this process's logs to stderr (the supervisor forwards its children's)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RoleFilter(role))
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        formatter = logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(role)-10s %(message)s", "%H:%M:%S"
-        )
-        formatter.converter = time.localtime
-        handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

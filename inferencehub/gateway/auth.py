@@ -74,7 +74,16 @@ class Authenticator:
             if global_rate_per_s > 0
             else None
         )
+        self.global_rate_per_s = global_rate_per_s
+        # Refusals at the door since start, for /metrics and the status view.
+        self.rate_limited = 0
+        self.unauthenticated = 0
         self._refresh(force=True)
+
+    @property
+    def active_keys(self) -> int:
+        self._refresh()
+        return len(self._keys)
 
     @property
     def enabled(self) -> bool:
@@ -108,6 +117,16 @@ class Authenticator:
             UnauthenticatedError: keys exist and none valid was presented.
             OverloadedError: a rate limit is exhausted (the message says when to retry).
         """
+        try:
+            return self._authenticate(authorization)
+        except UnauthenticatedError:
+            self.unauthenticated += 1
+            raise
+        except OverloadedError:
+            self.rate_limited += 1
+            raise
+
+    def _authenticate(self, authorization: str | None) -> ApiKey | None:
         self._check_rate(self._global, "this server")
         self._refresh()
         if not self._keys:

@@ -7,6 +7,7 @@ import logging
 import random
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,11 +15,17 @@ from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailable
 from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.gateway.worker_client import GrpcWorkerClient
+from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.protocol.validation import resolve_version, validate_predict
 from inferencehub.v1 import inference_pb2 as pb
 
+if TYPE_CHECKING:
+    from inferencehub.gateway.observe import RequestMetrics
+
 logger = logging.getLogger(__name__)
+
+UNKNOWN_MODEL = "(unknown)"
 
 # Header (HTTP) / metadata (gRPC) that keeps a caller on one version of a split.
 ROUTING_KEY = "x-routing-key"
@@ -40,7 +47,16 @@ class DataPlane:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self.traffic_stats = TrafficStats()
+        self.metrics: RequestMetrics | None = None  # set by the Observer that exports them
         self._shadows: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._max_in_flight
 
     async def close(self) -> None:
         """Cancel mirrored requests still running: nobody waits for their answers."""
@@ -61,8 +77,23 @@ class DataPlane:
         authorize_model(name)
         return await self._worker.model(name)
 
+    async def all_models(self) -> list[pb.ModelInfo]:
+        """Every model, for operators' views (callers filter by key where it matters)."""
+        return await self._worker.refresh()
+
+    async def all_statistics(self) -> list[pb.VersionStatistics]:
+        return await self._worker.statistics("", "")
+
+    async def visible(self, models: list[pb.ModelInfo]) -> list[pb.ModelInfo]:
+        key = current_key.get()
+        return [m for m in models if key is None or key.may_use(m.name)]
+
     async def predict(
-        self, request: pb.PredictRequest, timeout_s: float | None = None, routing_key: str = ""
+        self,
+        request: pb.PredictRequest,
+        timeout_s: float | None = None,
+        routing_key: str = "",
+        protocol: str = "http",
     ) -> pb.PredictResponse:
         """Validate against the model's signature, pin the version, run it on the worker.
 
@@ -71,17 +102,63 @@ class DataPlane:
             InvalidRequestError: inputs don't match the signature.
             WorkerUnavailableError: the worker is restarting or unreachable.
         """
-        authorize_model(request.model_name)
-        if self._in_flight >= self._max_in_flight:
-            raise WorkerUnavailableError(
-                f"the gateway has {self._in_flight} requests in flight (max_in_flight); "
-                "retry shortly"
-            )
-        self._in_flight += 1
+        started = time.perf_counter()
+        response: pb.PredictResponse | None = None
+        code = "OK"
+        if not request.request_id:
+            request.request_id = uuid.uuid4().hex
+        current_request_id.set(request.request_id)
         try:
-            return await self._predict(request, timeout_s, routing_key)
+            authorize_model(request.model_name)
+            if self._in_flight >= self._max_in_flight:
+                raise WorkerUnavailableError(
+                    f"the gateway has {self._in_flight} requests in flight (max_in_flight); "
+                    "retry shortly"
+                )
+            self._in_flight += 1
+            try:
+                response = await self._predict(request, timeout_s, routing_key)
+            finally:
+                self._in_flight -= 1
+            return response
+        except HubError as exc:
+            code = exc.code.name
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception:
+            code = "INTERNAL"
+            raise
         finally:
-            self._in_flight -= 1
+            elapsed = time.perf_counter() - started
+            if self.metrics is not None:
+                model = self._model_label(request.model_name)
+                version = request.version if response is not None else self._pinned(request)
+                self.metrics.observe(model, version, protocol, code, elapsed, response)
+            logger.debug(
+                "predict %s version %s (%s): %s in %.1f ms",
+                request.model_name,
+                request.version or "-",
+                protocol,
+                code,
+                elapsed * 1e3,
+            )
+
+    def refused(self, model: str, protocol: str, error: HubError) -> None:
+        """Count a predict refused by an adapter before it reached predict() (bad body, 404)."""
+        if self.metrics is not None:
+            self.metrics.observe(self._model_label(model), "", protocol, error.code.name, 0, None)
+
+    def _model_label(self, name: str) -> str:
+        """Known names only: a client must not be able to create a metric series per typo."""
+        return name if name in self._worker.known_models() else UNKNOWN_MODEL
+
+    def _pinned(self, request: pb.PredictRequest) -> str:
+        """The version label of a failed request: the version it was routed to, if any."""
+        model = self._worker.known_models().get(request.model_name)
+        known = {v.version for v in model.versions} if model is not None else set()
+        return request.version if request.version in known else ""
 
     async def _predict(
         self, request: pb.PredictRequest, timeout_s: float | None, routing_key: str
@@ -92,17 +169,17 @@ class DataPlane:
         started = time.perf_counter()
         response: pb.PredictResponse | None = None
         try:
-            validate_predict(request, version)
             request.version = version.version  # the worker runs exactly what was validated
-            if not request.request_id:
-                request.request_id = uuid.uuid4().hex
+            validate_predict(request, version)
             response = await self._worker.predict(
                 request, self._timeout(request, timeout_s), version.max_queue_size
             )
             return response
         finally:
             self.traffic_stats.counters(model.name, version.version).primary.record(
-                time.perf_counter() - started, response is not None
+                time.perf_counter() - started,
+                response is not None,
+                response.timing.batch_size if response is not None else 0,
             )
             shadow = model.routing.shadow
             if (

@@ -32,7 +32,7 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
         return await self._dataplane.predict(
-            request, context.time_remaining(), routing_key(context)
+            request, context.time_remaining(), routing_key(context), "grpc"
         )
 
     @map_errors_to_grpc
@@ -41,7 +41,10 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
     ) -> pb.PredictManyResponse:
         timeout = context.time_remaining()
         results = await asyncio.gather(
-            *(self._dataplane.predict(r, timeout, routing_key(context)) for r in request.requests),
+            *(
+                self._dataplane.predict(r, timeout, routing_key(context), "grpc")
+                for r in request.requests
+            ),
             return_exceptions=True,
         )
         return pb.PredictManyResponse(results=[_result(r) for r in results])

@@ -58,9 +58,13 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> v2.ModelInferResponse:
-        predict = codec.predict_request_from_grpc(request)
+        try:
+            predict = codec.predict_request_from_grpc(request)
+        except HubError as exc:
+            self._dataplane.refused(request.model_name, "grpc", exc)
+            raise
         response = await self._dataplane.predict(
-            predict, context.time_remaining(), routing_key(context)
+            predict, context.time_remaining(), routing_key(context), "grpc"
         )
         return codec.infer_response_to_grpc(response, request.id)
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from inferencehub.errors import InvalidRequestError
+from inferencehub.errors import HubError, InvalidRequestError
 from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import JSONResponse, read_body
 from inferencehub.protocol import kserve_codec as codec
@@ -185,11 +185,15 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
 
     async def infer(request: Request) -> Response:
         params = request.path_params
-        await dataplane.resolve(params["name"], params.get("version", ""))  # 404 before parsing
-        body = await read_body(request, max_request_bytes)
-        predict, binary_outputs, binary_default = parse_infer_request(
-            body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
-        )
+        try:
+            await dataplane.resolve(params["name"], params.get("version", ""))  # 404 first
+            body = await read_body(request, max_request_bytes)
+            predict, binary_outputs, binary_default = parse_infer_request(
+                body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
+            )
+        except HubError as exc:
+            dataplane.refused(params["name"], "http", exc)
+            raise
         client_id = predict.request_id
         response = await dataplane.predict(
             predict, routing_key=request.headers.get(ROUTING_KEY, "")[:256]

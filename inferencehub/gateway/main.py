@@ -21,6 +21,7 @@ from inferencehub.gateway.auth import Authenticator
 from inferencehub.gateway.canary import CanaryController
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
+from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.rest import create_app
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.keys import KeyStore
@@ -109,7 +110,12 @@ async def run_gateway(
     http_port = http_socket.getsockname()[1]
     http = _HttpServer(
         uvicorn.Config(
-            create_app(dataplane, s.max_request_bytes, state_file, authenticator),
+            create_app(
+                dataplane,
+                s.max_request_bytes,
+                Observer(dataplane, authenticator, state_file),
+                authenticator,
+            ),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -126,6 +132,7 @@ async def run_gateway(
         asyncio.create_task(_announce_when_started(http, notify_fd, http_port, grpc_port)),
         asyncio.create_task(_mirror_worker_health(worker, health_servicer)),
         asyncio.create_task(CanaryController(worker, dataplane.traffic_stats).run()),
+        asyncio.create_task(dataplane.traffic_stats.follow()),
     ]
     logger.info("gateway on http://%s:%d and grpc %s:%d", s.host, http_port, s.host, grpc_port)
     try:

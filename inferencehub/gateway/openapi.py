@@ -211,10 +211,17 @@ OPENAPI: Final[dict[str, Any]] = {
             }
         },
         "/v1/status": _get(
-            "Processes (pid, state, restarts, last exit), worker health and traffic per version",
+            "Processes (pid, state, uptime, restarts, RSS, CPU), the door, models, routing and "
+            "traffic per version (last 10 s and since start): the status view's one call",
             {"type": "object"},
             named=False,
         ),
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+            }
+        },
         "/v1/models": _get(
             "Every model with versions, states and signatures", {"type": "object"}, named=False
         ),

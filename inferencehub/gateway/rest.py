@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import orjson
 from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,6 +26,7 @@ from inferencehub.gateway.http_common import (
     unexpected_error,
 )
 from inferencehub.gateway.kserve_rest import kserve_routes
+from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.openapi import OPENAPI
 from inferencehub.protocol.json_codec import (
     model_to_json,
@@ -34,7 +35,6 @@ from inferencehub.protocol.json_codec import (
     traffic_to_json,
 )
 from inferencehub.protocol.tensors import encode_bytes_elements
-from inferencehub.state import read_state
 from inferencehub.v1 import inference_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,11 @@ IMAGE_TYPES = ("application/octet-stream",)
 def create_app(
     dataplane: DataPlane,
     max_request_bytes: int,
-    state_file: Path | None = None,
+    observer: Observer | None = None,
     authenticator: Authenticator | None = None,
 ) -> Starlette:
     """The HTTP application; `dataplane` does the work, this only converts at the edge."""
+    watched = observer or Observer(dataplane, authenticator) if dataplane is not None else None
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -59,15 +60,13 @@ def create_app(
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     async def status(request: Request) -> Response:
-        """The supervisor's view of the processes, plus what the gateway sees of the worker."""
-        state = read_state(state_file) if state_file is not None else None
-        return JSONResponse(
-            {
-                "worker_serving": await dataplane.ready(),
-                "supervisor": state,
-                "traffic": [traffic_to_json(t) for t in await dataplane.traffic("")],
-            }
-        )
+        """Processes, the door, models and traffic per version: the status view's one call."""
+        assert watched is not None
+        return JSONResponse(await watched.status())
+
+    async def metrics(request: Request) -> Response:
+        assert watched is not None
+        return Response(await watched.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     async def traffic(request: Request) -> Response:
         versions = await dataplane.traffic(request.path_params.get("name", ""))
@@ -94,13 +93,17 @@ def create_app(
     async def predict(request: Request) -> Response:
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
-        target = await dataplane.resolve(name, version)  # unknown model or version: 404 first
-        body = await read_body(request, max_request_bytes)
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type.startswith("image/") or media_type in IMAGE_TYPES:
-            pb_request = _image_predict_request(target, body, name, version)
-        else:
-            pb_request = _json_predict_request(body, name, version)
+        try:
+            target = await dataplane.resolve(name, version)  # unknown model or version: 404 first
+            body = await read_body(request, max_request_bytes)
+            media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type.startswith("image/") or media_type in IMAGE_TYPES:
+                pb_request = _image_predict_request(target, body, name, version)
+            else:
+                pb_request = _json_predict_request(body, name, version)
+        except HubError as exc:
+            dataplane.refused(name, "http", exc)
+            raise
         pb_request.request_id = request.headers.get("x-request-id", "")[:128]
         response = await dataplane.predict(
             pb_request, routing_key=request.headers.get(ROUTING_KEY, "")[:256]
@@ -115,6 +118,7 @@ def create_app(
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name}", get_model, methods=["GET"]),
         Route("/v1/models/{name}/routing", set_routing, methods=["PUT"]),

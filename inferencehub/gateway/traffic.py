@@ -1,5 +1,9 @@
 """Requests, errors and latency per model version, as the gateway saw them.
 
+A snapshot of every version's series is kept each second for a minute: the last 10 s give the
+live rates and percentiles, consecutive snapshots the per-second history (the status view's
+sparklines).
+
 Latencies go into fixed log-spaced buckets (20 per decade, so a percentile is within 12 % of
 the truth) instead of a sample list: recording is O(1), memory is fixed, and two snapshots
 subtract, which is how the canary controller compares versions over one ramp step.
@@ -7,8 +11,11 @@ subtract, which is how the canary controller compares versions over one ramp ste
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import itertools
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from inferencehub.v1 import inference_pb2 as pb
@@ -18,6 +25,8 @@ _PER_DECADE = 20
 BOUNDS_S: tuple[float, ...] = tuple(
     10 ** (k / _PER_DECADE) for k in range(-5 * _PER_DECADE, 2 * _PER_DECADE + 1)
 )
+HISTORY_S = 60
+RECENT_S = 10
 
 
 @dataclass
@@ -28,15 +37,18 @@ class Series:
     errors: int = 0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BOUNDS_S) + 1))
     sum_s: float = 0.0
+    # Sum over answered requests of the batch size the worker ran each in.
+    batch_sum: int = 0
 
-    def record(self, seconds: float, ok: bool) -> None:
+    def record(self, seconds: float, ok: bool, batch_size: int = 0) -> None:
         self.requests += 1
         self.errors += not ok
         self.sum_s += seconds
+        self.batch_sum += batch_size
         self.buckets[bisect.bisect_left(BOUNDS_S, seconds)] += 1
 
     def copy(self) -> Series:
-        return Series(self.requests, self.errors, list(self.buckets), self.sum_s)
+        return Series(self.requests, self.errors, list(self.buckets), self.sum_s, self.batch_sum)
 
     def minus(self, earlier: Series | None) -> Series:
         """What happened since `earlier` (a copy taken from this series)."""
@@ -47,11 +59,17 @@ class Series:
             self.errors - earlier.errors,
             [a - b for a, b in zip(self.buckets, earlier.buckets, strict=True)],
             self.sum_s - earlier.sum_s,
+            self.batch_sum - earlier.batch_sum,
         )
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def avg_batch_size(self) -> float:
+        answered = self.requests - self.errors
+        return self.batch_sum / answered if answered else 0.0
 
     def percentile(self, q: float) -> float:
         """The q-th percentile in seconds: the upper bound of the bucket holding it (0 if
@@ -88,6 +106,8 @@ class TrafficStats:
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, str], VersionCounters] = {}
+        # One snapshot a second, the oldest first; the first one is the empty start.
+        self._history: deque[dict[tuple[str, str], Series]] = deque([{}], maxlen=HISTORY_S + 1)
 
     def counters(self, model: str, version: str) -> VersionCounters:
         key = (model, version)
@@ -101,25 +121,53 @@ class TrafficStats:
         found = self._versions.get((model, version))
         return found.primary if found is not None else None
 
-    def to_proto(self, name: str = "") -> list[pb.VersionTraffic]:
+    def tick(self) -> None:
+        """Remember where every series stands now (call once a second)."""
+        self._history.append({k: c.primary.copy() for k, c in self._versions.items()})
+
+    async def follow(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.tick()
+
+    def to_proto(
+        self, name: str = "", queue_depths: dict[tuple[str, str], int] | None = None
+    ) -> list[pb.VersionTraffic]:
         return [
-            pb.VersionTraffic(
-                name=model,
-                version=version,
-                requests=c.primary.requests,
-                errors=c.primary.errors,
-                latency=c.primary.percentiles(),
-                shadow_requests=c.shadow.requests,
-                shadow_errors=c.shadow.errors,
-                shadow_dropped=c.shadow_dropped,
-                shadow_mismatches=c.shadow_mismatches,
-                shadow_latency=c.shadow.percentiles(),
-            )
+            self._version_proto(model, version, c, (queue_depths or {}).get((model, version), 0))
             for (model, version), c in sorted(
                 self._versions.items(), key=lambda i: (i[0][0], _version_order(i[0][1]))
             )
             if not name or model == name
         ]
+
+    def _version_proto(
+        self, model: str, version: str, c: VersionCounters, queue_depth: int
+    ) -> pb.VersionTraffic:
+        key = (model, version)
+        snapshots = list(self._history)
+        window_s = max(1, min(RECENT_S, len(snapshots) - 1))
+        recent = c.primary.minus(snapshots[-window_s - 1].get(key) if len(snapshots) > 1 else None)
+        counts = [s[key].requests if key in s else 0 for s in snapshots]
+        history = [b - a for a, b in itertools.pairwise(counts)]
+        return pb.VersionTraffic(
+            name=model,
+            version=version,
+            requests=c.primary.requests,
+            errors=c.primary.errors,
+            latency=c.primary.percentiles(),
+            shadow_requests=c.shadow.requests,
+            shadow_errors=c.shadow.errors,
+            shadow_dropped=c.shadow_dropped,
+            shadow_mismatches=c.shadow_mismatches,
+            shadow_latency=c.shadow.percentiles(),
+            requests_per_s=recent.requests / window_s,
+            recent_error_rate=recent.error_rate,
+            recent_latency=recent.percentiles(),
+            avg_batch_size=recent.avg_batch_size,
+            queue_depth=queue_depth,
+            requests_history=[0] * (HISTORY_S - len(history)) + history,
+        )
 
 
 def _version_order(version: str) -> tuple[int, str]:

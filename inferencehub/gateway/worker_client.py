@@ -120,6 +120,9 @@ class GrpcWorkerClient:
         """What the worker last reported, without asking it."""
         return list(self._models.values())
 
+    def known_models(self) -> dict[str, pb.ModelInfo]:
+        return self._models
+
     async def model(self, name: str) -> pb.ModelInfo:
         """A model's signature from the cache, refreshed once on a miss.
 

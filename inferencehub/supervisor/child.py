@@ -7,8 +7,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -26,11 +28,18 @@ class ChildStartError(Exception):
         self.reason = reason
 
 
+# The start of a line from logging.TextFormatter: `12:00:01 INFO    `.
+_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d [A-Z]+ ")
+
+
 class ChildProcess:
     """A role re-executed from this program, in its own process group, with a lifeline stdin."""
 
-    def __init__(self, role: Role, argv: Sequence[str], *, tail_lines: int = 200) -> None:
+    def __init__(
+        self, role: Role, argv: Sequence[str], *, log_format: str = "text", tail_lines: int = 200
+    ) -> None:
         self.role = role
+        self._log_format = log_format
         self._argv = list(argv)
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._proc: asyncio.subprocess.Process | None = None
@@ -70,12 +79,24 @@ class ChildProcess:
             self._read_notifications(read_fd), name=f"{self.role}-notify"
         )
 
+    def _attributed(self, line: str) -> str:
+        """A line the child wrote without its logging (a traceback's lines, a native library's
+        warning) gets the child's role, so every line in the supervisor's output says whose."""
+        if self._log_format == "json":
+            if line.startswith("{"):
+                return line
+            return json.dumps(
+                {"ts": round(time.time(), 3), "level": "INFO", "role": self.role,
+                 "logger": "stderr", "msg": line}
+            )  # fmt: skip
+        return line if _LOG_LINE.match(line) else f"{self.role:<10} | {line}"
+
     async def _pump_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
         async for raw in self._proc.stderr:
             line = raw.decode(errors="replace").rstrip("\n")
             self._tail.append(line)
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(self._attributed(line) + "\n")
             sys.stderr.flush()
 
     async def _read_notifications(self, fd: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -69,19 +70,28 @@ class Supervisor:
                         return await self._shutdown(EXIT_INTERRUPTED)
                     ready[role] = notice
             except ChildStartError as exc:
-                print(f"inferencehub: {exc}", file=sys.stderr, flush=True)
+                self._say(f"inferencehub: {exc}", error=True)
                 return await self._shutdown(EXIT_CHILD_FAILED)
             host = self._settings.gateway.host
             shown = f"[{host}]" if ":" in host else host
             tls = self._settings.gateway.tls_cert is not None
-            print(
+            self._say(
                 f"InferenceHub ready: {'https' if tls else 'http'}://{shown}:"
                 f"{ready['gateway']['http_port']}  "
                 f"{'grpc+tls' if tls else 'grpc'} {shown}:{ready['gateway']['grpc_port']}  "
-                f"models {self._settings.worker.models_dir}",
-                flush=True,
+                f"models {self._settings.worker.models_dir}"
             )
             return await self._watch()
+
+    def _say(self, message: str, error: bool = False) -> None:
+        """A line for the person who ran `up` (the ready line, why it gave up); a JSON object
+        with --log-format json, so log shippers read every line of the output."""
+        if self._settings.log_format == "json":
+            message = json.dumps(
+                {"ts": round(time.time(), 3), "level": "ERROR" if error else "INFO",
+                 "role": "supervisor", "logger": "inferencehub.supervisor", "msg": message}
+            )  # fmt: skip
+        print(message, file=sys.stderr if error else sys.stdout, flush=True)
 
     async def _start(self, role: Role) -> dict[str, object] | None:
         """Start a child and wait until it is ready; None if a stop signal came first.
@@ -89,7 +99,7 @@ class Supervisor:
         Raises:
             ChildStartError: it reported an error, exited or timed out while starting.
         """
-        child = ChildProcess(role, self._argv[role])
+        child = ChildProcess(role, self._argv[role], log_format=self._settings.log_format)
         self._children[role] = child
         await child.start()
         process = self._state.process(role)
@@ -136,14 +146,12 @@ class Supervisor:
             if delay is None:
                 process.state = "failed"
                 self._save_state()
-                print(
-                    f"inferencehub: {role} {reason} and keeps crashing; giving up",
-                    file=sys.stderr,
-                    flush=True,
+                self._say(
+                    f"inferencehub: {role} {reason} and keeps crashing; giving up", error=True
                 )
                 tail = [line for line in child.stderr_tail()[-5:] if line.strip()]
                 for line in tail:
-                    print(f"  {line}", file=sys.stderr, flush=True)
+                    self._say(f"  {line}", error=True)
                 return False
             process.state = "restarting"
             process.restarts += 1

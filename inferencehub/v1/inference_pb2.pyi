@@ -335,7 +335,7 @@ class BatchStatistics(_message.Message):
     def __init__(self, batch_size: _Optional[int] = ..., compute_input: _Optional[_Union[Duration, _Mapping]] = ..., compute_infer: _Optional[_Union[Duration, _Mapping]] = ..., compute_output: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class VersionStatistics(_message.Message):
-    __slots__ = ("name", "version", "last_inference_ms", "inference_count", "execution_count", "success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "batches")
+    __slots__ = ("name", "version", "last_inference_ms", "inference_count", "execution_count", "success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "batches", "queue_depth")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +348,7 @@ class VersionStatistics(_message.Message):
     COMPUTE_INFER_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     last_inference_ms: int
@@ -360,7 +361,8 @@ class VersionStatistics(_message.Message):
     compute_infer: Duration
     compute_output: Duration
     batches: _containers.RepeatedCompositeFieldContainer[BatchStatistics]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., last_inference_ms: _Optional[int] = ..., inference_count: _Optional[int] = ..., execution_count: _Optional[int] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., fail: _Optional[_Union[Duration, _Mapping]] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., compute_input: _Optional[_Union[Duration, _Mapping]] = ..., compute_infer: _Optional[_Union[Duration, _Mapping]] = ..., compute_output: _Optional[_Union[Duration, _Mapping]] = ..., batches: _Optional[_Iterable[_Union[BatchStatistics, _Mapping]]] = ...) -> None: ...
+    queue_depth: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., last_inference_ms: _Optional[int] = ..., inference_count: _Optional[int] = ..., execution_count: _Optional[int] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., fail: _Optional[_Union[Duration, _Mapping]] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., compute_input: _Optional[_Union[Duration, _Mapping]] = ..., compute_infer: _Optional[_Union[Duration, _Mapping]] = ..., compute_output: _Optional[_Union[Duration, _Mapping]] = ..., batches: _Optional[_Iterable[_Union[BatchStatistics, _Mapping]]] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class ModelStatisticsResponse(_message.Message):
     __slots__ = ("versions",)
@@ -409,7 +411,7 @@ class Percentiles(_message.Message):
     def __init__(self, p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ...) -> None: ...
 
 class VersionTraffic(_message.Message):
-    __slots__ = ("name", "version", "requests", "errors", "latency", "shadow_requests", "shadow_errors", "shadow_dropped", "shadow_mismatches", "shadow_latency")
+    __slots__ = ("name", "version", "requests", "errors", "latency", "shadow_requests", "shadow_errors", "shadow_dropped", "shadow_mismatches", "shadow_latency", "requests_per_s", "recent_error_rate", "recent_latency", "avg_batch_size", "queue_depth", "requests_history")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -420,6 +422,12 @@ class VersionTraffic(_message.Message):
     SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
     SHADOW_MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     SHADOW_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    AVG_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_HISTORY_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     requests: int
@@ -430,7 +438,13 @@ class VersionTraffic(_message.Message):
     shadow_dropped: int
     shadow_mismatches: int
     shadow_latency: Percentiles
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Union[Percentiles, _Mapping]] = ..., shadow_requests: _Optional[int] = ..., shadow_errors: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_mismatches: _Optional[int] = ..., shadow_latency: _Optional[_Union[Percentiles, _Mapping]] = ...) -> None: ...
+    requests_per_s: float
+    recent_error_rate: float
+    recent_latency: Percentiles
+    avg_batch_size: float
+    queue_depth: int
+    requests_history: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., latency: _Optional[_Union[Percentiles, _Mapping]] = ..., shadow_requests: _Optional[int] = ..., shadow_errors: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_mismatches: _Optional[int] = ..., shadow_latency: _Optional[_Union[Percentiles, _Mapping]] = ..., requests_per_s: _Optional[float] = ..., recent_error_rate: _Optional[float] = ..., recent_latency: _Optional[_Union[Percentiles, _Mapping]] = ..., avg_batch_size: _Optional[float] = ..., queue_depth: _Optional[int] = ..., requests_history: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TrafficResponse(_message.Message):
     __slots__ = ("versions",)

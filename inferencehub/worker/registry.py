@@ -294,15 +294,15 @@ class ModelRegistry:
         """
         if not name:
             return [
-                scheduler.model.stats.to_proto(n, v)
+                _statistics(scheduler, n, v)
                 for n in sorted(self._models)
                 for v, scheduler in sorted(self._models[n].items(), key=lambda i: int(i[0]))
             ]
         if version:
-            return [self.get(name, version).model.stats.to_proto(name, version)]
+            return [_statistics(self.get(name, version), name, version)]
         self.model_info(name)
         loaded = self._models.get(name, {})
-        return [loaded[v].model.stats.to_proto(name, v) for v in sorted(loaded, key=int)]
+        return [_statistics(loaded[v], name, v) for v in sorted(loaded, key=int)]
 
     async def close(self) -> None:
         """Finish queued requests, then stop the pool."""
@@ -310,6 +310,12 @@ class ModelRegistry:
             for scheduler in schedulers.values():
                 await scheduler.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _statistics(scheduler: ModelScheduler, name: str, version: str) -> pb.VersionStatistics:
+    stats = scheduler.model.stats.to_proto(name, version)
+    stats.queue_depth = scheduler.queue_depth
+    return stats
 
 
 def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:

@@ -76,6 +76,10 @@ class ModelScheduler:
             for i in range(info.instances)
         ]
 
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
     async def submit(
         self, request: pb.PredictRequest, timeout_s: float | None, arrived_ns: int
     ) -> Prediction:

@@ -10,6 +10,7 @@ import grpc
 
 from inferencehub import __version__
 from inferencehub.errors import ErrorCode, HubError, WorkerUnavailableError
+from inferencehub.logging import current_request_id
 from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.validation import validate_predict
 from inferencehub.v1 import inference_pb2 as pb
@@ -17,6 +18,11 @@ from inferencehub.v1 import inference_pb2_grpc
 from inferencehub.worker.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
+
+# Failures that are the caller's doing: logged at DEBUG only, a bad client must not flood the log.
+CALLER_ERRORS = frozenset(
+    {ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION}
+)
 
 
 class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -67,9 +73,24 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.PredictRequest, timeout_s: float | None
     ) -> pb.PredictResponse:
         arrived_ns = time.perf_counter_ns()
-        scheduler = self._registry.get(request.model_name, request.version)
-        validate_predict(request, scheduler.model.info)
-        result = await scheduler.submit(request, timeout_s, arrived_ns)
+        current_request_id.set(request.request_id)
+        try:
+            scheduler = self._registry.get(request.model_name, request.version)
+            validate_predict(request, scheduler.model.info)
+            result = await scheduler.submit(request, timeout_s, arrived_ns)
+        except HubError as exc:
+            log = logger.debug if exc.code in CALLER_ERRORS else logger.warning
+            log(
+                "predict %s version %s failed: %s", request.model_name, request.version, exc.message
+            )
+            raise
+        logger.debug(
+            "predict %s version %s: %.1f ms (batch of %d)",
+            request.model_name,
+            request.version,
+            (time.perf_counter_ns() - arrived_ns) / 1e6,
+            result.timing.batch_size,
+        )
         return pb.PredictResponse(
             model_name=request.model_name,
             version=scheduler.model.info.version,

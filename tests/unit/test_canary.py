@@ -159,3 +159,32 @@ def test_shadow_answers_compare_within_float_tolerance_or_by_top_class() -> None
     assert not _same_answer(response(1.0, 2.0), response(1.0, 2.0, 3.0))
     assert _same_answer(response(0.1, top=4), response(0.9, top=4))
     assert not _same_answer(response(0.1, top=4), response(0.1, top=5))
+
+
+def test_recent_traffic_and_history_come_from_one_second_snapshots() -> None:
+    from inferencehub.gateway.traffic import HISTORY_S, TrafficStats
+
+    stats = TrafficStats()
+    series = stats.counters("m", "1").primary
+    for second in range(15):
+        for _ in range(second):  # 0, 1, 2, ... requests in successive seconds
+            series.record(0.002, ok=True, batch_size=2)
+        stats.tick()
+    (seen,) = stats.to_proto("m", {("m", "1"): 3})
+    assert seen.requests == sum(range(15))
+    assert seen.requests_per_s == sum(range(5, 15)) / 10  # the last ten seconds
+    assert list(seen.requests_history)[-15:] == list(range(15))
+    assert len(seen.requests_history) == HISTORY_S
+    assert seen.avg_batch_size == 2 and seen.queue_depth == 3
+
+
+def test_text_log_lines_carry_the_request_id() -> None:
+    import logging
+
+    from inferencehub.logging import TextFormatter, current_request_id
+
+    record = logging.makeLogRecord({"msg": "predict m", "levelname": "INFO", "role": "worker"})
+    assert TextFormatter().format(record).endswith("worker     predict m")
+    record.request_id = "abc"
+    assert TextFormatter().format(record).endswith("predict m [request abc]")
+    assert current_request_id.get() == ""
