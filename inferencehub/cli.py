@@ -506,23 +506,41 @@ def _duration(text: str) -> float:
 def status(
     url: UrlOption = "http://127.0.0.1:8000",
     as_json: JsonOption = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame and exit (no live view).")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")
+    ] = 1.0,
 ) -> None:
-    """Processes, models, routing and traffic per version (one snapshot)."""
-    from inferencehub.client import ClientError, HttpClient
+    """Live view: processes, models, traffic per version, the door. q or Ctrl-C quits.
 
-    with _client(url) as hub:
+    With --json, --once, or when stdout is not a terminal, one snapshot is printed instead.
+    """
+    from functools import partial
+
+    from inferencehub import status_live, status_view
+    from inferencehub.client import ClientError, HttpClient, connect
+
+    api_key = os.environ.get("INFERENCEHUB_API_KEY") or None
+    try:  # 5 s, not 60: a hung server shows as an error line rather than a stale view
+        hub = connect(url, api_key=api_key, timeout_s=5.0)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    with hub:
         if not isinstance(hub, HttpClient):
             _fail("status needs the HTTP URL (http://host:port)", 2)
+        if not (as_json or once) and out.is_terminal:
+            fetch = partial(status_view.fetch_snapshot, hub, url)
+            raise typer.Exit(status_live.run_live(fetch, url, out, interval, sys.stdin))
         try:
-            snapshot = {"url": url, **hub.status(), "models": hub.models()}
+            snapshot = status_view.fetch_snapshot(hub, url)
         except ClientError as exc:
             _fail(exc.message)
     if as_json:
         out.print_json(data=snapshot)
         return
-    from inferencehub.cli_output import render_status
-
-    out.print(render_status(snapshot, time.time()))
+    out.print(status_view.render(snapshot, url=url, width=out.width))
 
 
 def _pair(text: str, shape: str) -> tuple[str, str]:

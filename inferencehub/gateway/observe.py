@@ -307,11 +307,15 @@ class Observer:
         depths = {(s.name, s.version): s.queue_depth for s in scrape.statistics}
         visible = {m.name for m in await self.dataplane.visible(scrape.models)}
         authenticator = self.authenticator
+        state = self._state()
         return {
             "version": __version__,
-            "uptime_s": round(time.monotonic() - self._started, 1),
+            # The hub's age (the supervisor's), else this gateway's.
+            "uptime_s": round(time.time() - state["started_at"], 1)
+            if state is not None
+            else round(time.monotonic() - self._started, 1),
             "worker_serving": scrape.worker_serving,
-            "supervisor": self._state(),
+            "supervisor": state,
             "processes": [
                 {k: v for k, v in p.items() if k != "cpu_seconds"} for p in scrape.processes
             ],
