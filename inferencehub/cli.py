@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inferencehub import __version__
-from inferencehub.config import LogFormat, Settings, load_settings
+from inferencehub.config import LogFormat, ProviderChoice, Settings, load_settings
 from inferencehub.errors import HubError
 from inferencehub.logging import configure_logging
 from inferencehub.runtime import event_loop_factory, is_loopback
@@ -61,6 +61,13 @@ def up(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback host without API keys.")
     ] = False,
+    provider: Annotated[
+        ProviderChoice | None,
+        typer.Option(help="auto, measure, tensorrt, cuda, coreml, directml, openvino or cpu."),
+    ] = None,
+    provider_policy: Annotated[
+        str | None, typer.Option(help="fallback (default) or strict.")
+    ] = None,
 ) -> None:
     """Serve a model repository over HTTP and gRPC until Ctrl-C."""
     try:
@@ -76,6 +83,8 @@ def up(
                 "gateway.insecure": insecure or None,
                 "gateway.tls_cert": tls_cert,
                 "gateway.tls_key": tls_key,
+                "worker.provider": provider,
+                "worker.provider_policy": provider_policy,
             },
         )
     except HubError as exc:
@@ -130,6 +139,22 @@ def _run_child(
     except HubError as exc:
         err.print(f"{role}: {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+@app.command("probe-provider", hidden=True)
+def probe_provider(
+    provider: Annotated[str, typer.Option()],
+    model: Annotated[Path, typer.Option()],
+    options: Annotated[str, typer.Option()] = "{}",
+) -> None:
+    """Open a model on one execution provider and run it once (the worker's crash-safe trial)."""
+    import json
+
+    from inferencehub.worker.providers import probe_here
+
+    answer = probe_here(provider, model, json.loads(options))
+    print(json.dumps(answer), flush=True)  # the worker reads this line
+    raise typer.Exit(0 if answer["ok"] else 1)
 
 
 @app.command(hidden=True)

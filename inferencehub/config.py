@@ -10,11 +10,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from inferencehub.errors import ConfigError
-from inferencehub.runtime import default_data_dir
+from inferencehub.runtime import default_data_dir, default_models_dir
 
 DEFAULT_CONFIG_FILE = "inferencehub.toml"
 
 LogFormat = Literal["text", "json"]
+ProviderChoice = Literal[
+    "auto", "measure", "tensorrt", "cuda", "coreml", "directml", "openvino", "cpu"
+]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR"],
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
@@ -72,7 +75,10 @@ class GatewaySettings(_Section):
 class WorkerSettings(_Section):
     """The kitchen: where models live and how inference is run."""
 
-    models_dir: Path = Field(Path("models"), description="Model repository to serve.")
+    models_dir: Path = Field(
+        default_factory=default_models_dir,
+        description="Model repository to serve (a binary with no ./models: the one beside it).",
+    )
     inference_threads: int = Field(
         0, ge=0, description="Threads for inference and image decoding (0: 2 x cores, >= 4)."
     )
@@ -87,6 +93,24 @@ class WorkerSettings(_Section):
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Time to finish in-flight inference on stop."
+    )
+    provider: ProviderChoice = Field(
+        "auto",
+        description="Execution provider: auto (best available that works), measure (the fastest "
+        "on each model), or tensorrt, cuda, coreml, directml, openvino, cpu.",
+    )
+    provider_policy: Literal["fallback", "strict"] = Field(
+        "fallback",
+        description="When the named provider cannot run a model: fallback to the next (logged) "
+        "or strict (the version fails to load).",
+    )
+    cuda_device_id: int = Field(0, ge=0, description="GPU for CUDA and TensorRT.")
+    coreml_compute_units: Literal["ALL", "CPUAndGPU", "CPUAndNeuralEngine", "CPUOnly"] = Field(
+        "ALL", description="Where CoreML may run models."
+    )
+    openvino_device_type: str = Field("CPU", description="OpenVINO device, e.g. CPU, GPU, NPU.")
+    probe_timeout_s: float = Field(
+        60.0, gt=0, description="How long a GPU provider's trial run in a subprocess may take."
     )
 
 

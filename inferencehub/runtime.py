@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ipaddress
 import json
@@ -12,13 +13,13 @@ import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from inferencehub.errors import ConfigError
 
-Role = Literal["supervisor", "gateway", "worker"]
+Role = Literal["supervisor", "gateway", "worker", "probe-provider"]
 
 HANDLED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 # sun_path is 104 bytes on macOS and 108 on Linux; one rule for both.
@@ -30,10 +31,77 @@ T = TypeVar("T")
 
 
 def self_command(role: Role, *args: str) -> list[str]:
-    """Argv that re-enters this program as `role`, from source or from a PyInstaller binary."""
+    """Argv that re-enters this program as `role`, from source or from a PyInstaller binary.
+
+    A one-file binary's children reuse the directory it unpacked itself into: PyInstaller >= 6.9
+    treats a process started from `sys.executable` with the inherited environment as a worker
+    of the running app (no second extraction), and the launcher removes the directory once the
+    supervisor exits, after it has stopped its children. So no PYINSTALLER_RESET_ENVIRONMENT
+    here: that is for processes that outlive the app (docs/packaging.md).
+    """
     if getattr(sys, "frozen", False):  # sys.executable *is* the app binary
         return [sys.executable, role, *args]
     return [sys.executable, "-m", "inferencehub", role, *args]
+
+
+def frozen_onefile() -> bool:
+    """Whether this is a PyInstaller one-file binary, running from its unpacked _MEI* dir."""
+    unpacked = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or not unpacked:
+        return False
+    return Path(unpacked).name.startswith("_MEI")
+
+
+def follow_onefile_launcher(argv: Sequence[str]) -> None:
+    """Make `up` in a one-file binary get each signal once and never outlive its launcher.
+
+    A one-file binary runs as two processes: the launcher (PyInstaller's bootloader, which
+    unpacked the app into a _MEI* temp dir and removes it when we exit) and this one, its child
+    in the same process group. The launcher forwards every signal it gets to us, so a
+    terminal's Ctrl+C, sent to the whole foreground group, arrived twice and read as the
+    second, forcing Ctrl+C. Out of that group, signals reach us only through the launcher, once.
+    Should the launcher be killed, the kernel sends us SIGTERM (Linux) and we remove the
+    unpacked dir on the way out, since nobody else will. Called by the binary's runtime hook
+    (packaging/pyi_rth_inferencehub.py) before anything else; a no-op elsewhere.
+    """
+    if not frozen_onefile() or list(argv[1:2]) != ["up"]:
+        return
+    launcher = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    if sys.platform == "linux":
+        _set_parent_death_signal(signal.SIGTERM)
+    atexit.register(_remove_orphaned_unpack_dir, launcher, Path(getattr(sys, "_MEIPASS", "")))
+    if os.getppid() != launcher:  # it died before the death signal was armed
+        sys.exit("inferencehub: the launcher exited during start-up")
+
+
+def _set_parent_death_signal(sig: signal.Signals) -> None:
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+
+
+def _remove_orphaned_unpack_dir(launcher: int, unpacked: Path) -> None:
+    if os.getppid() != launcher and unpacked.name.startswith("_MEI"):
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def default_models_dir() -> Path:
+    """./models, or, in a binary started where there is none, the models/ beside the binary.
+
+    `python packaging/build.py` copies the demo models next to what it builds, so
+    `dist/inferencehub up` serves them from any directory. A relative path is returned as such;
+    `load_settings` resolves it against the working directory.
+    """
+    here = Path("models")
+    if getattr(sys, "frozen", False) and not here.is_dir():
+        beside = Path(sys.executable).resolve().parent / "models"
+        if beside.is_dir():
+            return beside
+    return here
 
 
 class RuntimeDir:

@@ -136,6 +136,10 @@ def model_to_json(model: pb.ModelInfo) -> dict[str, Any]:
             }
         if v.top_k:
             entry["top_k"] = v.top_k
+        if v.provider_notes:
+            entry["provider_notes"] = list(v.provider_notes)
+        if v.provider_timings_ms:
+            entry["provider_timings_ms"] = dict(v.provider_timings_ms)
         versions.append(entry)
     described: dict[str, Any] = {
         "name": model.name,

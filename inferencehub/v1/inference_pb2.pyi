@@ -143,7 +143,7 @@ class ImageInput(_message.Message):
     def __init__(self, input: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., layout: _Optional[str] = ..., color: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "state", "error", "provider", "inputs", "outputs", "image", "top_k", "max_batch_size", "instances", "dynamic_batching", "max_queue_size")
+    __slots__ = ("version", "state", "error", "provider", "inputs", "outputs", "image", "top_k", "max_batch_size", "instances", "dynamic_batching", "max_queue_size", "provider_notes", "provider_timings_ms")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[ModelVersion.State]
@@ -154,6 +154,13 @@ class ModelVersion(_message.Message):
     READY: ModelVersion.State
     FAILED: ModelVersion.State
     UNLOADED: ModelVersion.State
+    class ProviderTimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +173,8 @@ class ModelVersion(_message.Message):
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_BATCHING_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_NOTES_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
     version: str
     state: ModelVersion.State
     error: str
@@ -178,7 +187,9 @@ class ModelVersion(_message.Message):
     instances: int
     dynamic_batching: DynamicBatching
     max_queue_size: int
-    def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelVersion.State, str]] = ..., error: _Optional[str] = ..., provider: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., top_k: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., instances: _Optional[int] = ..., dynamic_batching: _Optional[_Union[DynamicBatching, _Mapping]] = ..., max_queue_size: _Optional[int] = ...) -> None: ...
+    provider_notes: _containers.RepeatedScalarFieldContainer[str]
+    provider_timings_ms: _containers.ScalarMap[str, float]
+    def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelVersion.State, str]] = ..., error: _Optional[str] = ..., provider: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., top_k: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., instances: _Optional[int] = ..., dynamic_batching: _Optional[_Union[DynamicBatching, _Mapping]] = ..., max_queue_size: _Optional[int] = ..., provider_notes: _Optional[_Iterable[str]] = ..., provider_timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class DynamicBatching(_message.Message):
     __slots__ = ("max_queue_delay_us", "preferred_batch_sizes")

@@ -14,19 +14,24 @@ from inferencehub.errors import ConfigError, InternalError, InvalidRequestError
 from inferencehub.protocol.datatypes import BYTES, datatype_from_ort
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.golden import synthetic_feeds
 from inferencehub.worker.preprocess import images_to_batch
+from inferencehub.worker.providers import ProviderOptions, ProviderPolicy, select
 from inferencehub.worker.repository import ModelConfig, PostprocessConfig
 from inferencehub.worker.statistics import VersionStatistics
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS = ["CPUExecutionProvider"]
 DEFAULT_MAX_BATCH_SIZE = 64
 
 
 def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
     shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
     return pb.TensorSpec(name=arg.name, datatype=datatype_from_ort(arg.type), shape=shape)
+
+
+def tensor_specs(args: list[ort.NodeArg]) -> list[pb.TensorSpec]:
+    return [_spec(a) for a in args]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,9 @@ class OnnxModel:
         *,
         intra_op_threads: int,
         max_image_pixels: int,
+        provider: str = "auto",
+        provider_policy: ProviderPolicy = "fallback",
+        provider_options: ProviderOptions | None = None,
     ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
@@ -68,10 +76,16 @@ class OnnxModel:
         # NOTE: ORT's pool threads spin between runs by default, burning the cores the gateway
         # and the other models need; on a small box that costs more than the wake-up latency.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._sessions = [
-            ort.InferenceSession(str(path), options, providers=PROVIDERS)
-            for _ in range(config.instances)
-        ]
+        selection = select(
+            path,
+            options,
+            config.instances,
+            config.provider or provider,
+            config.provider_policy or provider_policy,
+            provider_options,
+            synthetic=lambda session: synthetic_feeds(tensor_specs(session.get_inputs())),
+        )
+        self._sessions = selection.sessions
         self._config = config
         self._labels = labels
         self.name = name
@@ -80,11 +94,13 @@ class OnnxModel:
         first = self._sessions[0]
         self.inputs = [_spec(a) for a in first.get_inputs()]
         self.outputs = [_spec(a) for a in first.get_outputs()]
-        self.provider = first.get_providers()[0]
+        self.provider = selection.provider
         self.info = pb.ModelVersion(
             version=version,
             state=pb.ModelVersion.READY,
             provider=self.provider,
+            provider_notes=selection.notes,
+            provider_timings_ms=selection.timings_ms,
             inputs=self.inputs,
             outputs=self.outputs,
             max_batch_size=self._max_batch_size(config),

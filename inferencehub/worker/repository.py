@@ -101,6 +101,13 @@ class ModelConfig(_Strict):
         None, ge=0, description="Largest batch accepted; default 64 for batchable models."
     )
     instances: int = Field(1, ge=1, le=64, description="ONNX Runtime sessions per version.")
+    provider: (
+        Literal["auto", "measure", "tensorrt", "cuda", "coreml", "directml", "openvino", "cpu"]
+        | None
+    ) = Field(None, description="Execution provider for this model (default: the worker's).")
+    provider_policy: Literal["fallback", "strict"] | None = Field(
+        None, description="fallback or strict for this model (default: the worker's)."
+    )
     max_queue_size: int = Field(
         128, ge=1, description="Queued requests per version before new ones get 429."
     )
