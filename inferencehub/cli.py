@@ -68,6 +68,12 @@ def up(
     provider_policy: Annotated[
         str | None, typer.Option(help="fallback (default) or strict.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes, each with every model (default 1; see docs/scale.md)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a model repository over HTTP and gRPC until Ctrl-C."""
     try:
@@ -85,12 +91,15 @@ def up(
                 "gateway.tls_key": tls_key,
                 "worker.provider": provider,
                 "worker.provider_policy": provider_policy,
+                "supervisor.workers": workers,
             },
         )
     except HubError as exc:
         _fail(exc.message, 2)
-    if not settings.worker.models_dir.is_dir():
+    if not settings.worker.models_dir.is_dir() and settings.worker_placements():
         _fail(f"model repository {settings.worker.models_dir} is not a directory", 2)
+    if not settings.worker_placements() and not settings.gateway.remote_workers:
+        _fail("no workers: --workers is 0 and the config lists no gateway.remote_workers", 2)
     _refuse_open_door(settings)
     configure_logging("supervisor", settings.log_level, settings.log_format)
     from inferencehub.supervisor.supervisor import Supervisor  # lazy: keeps other verbs light
@@ -122,12 +131,9 @@ def _refuse_open_door(settings: Settings) -> None:
         )
 
 
-def _run_child(
-    role: str, settings_file: Path, serve: Any, *, lifeline: bool, **kwargs: Any
-) -> None:
+def _run_child(role: str, settings: Settings, serve: Any, *, lifeline: bool, **kwargs: Any) -> None:
     from inferencehub.runtime import run_role
 
-    settings = Settings.from_child_file(settings_file)
     configure_logging(role, settings.log_level, settings.log_format)
 
     async def serve_role(s: Settings, stop: asyncio.Event) -> None:
@@ -157,25 +163,66 @@ def probe_provider(
     raise typer.Exit(0 if answer["ok"] else 1)
 
 
-@app.command(hidden=True)
+@app.command()
 def worker(
-    settings: Annotated[Path, typer.Option("--settings")],
-    socket: Annotated[str, typer.Option("--socket")],
-    lifeline: bool = False,
-    notify_fd: Annotated[int | None, typer.Option("--notify-fd")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="host:port to serve a remote gateway on (mutual TLS).")
+    ] = None,
+    models: Annotated[Path | None, typer.Option(help="Model repository directory.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate of this worker.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    client_ca: Annotated[
+        Path | None, typer.Option(help="PEM CA whose client certificates may connect.")
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Host only this model (repeatable).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Config file.")] = None,
+    settings: Annotated[Path | None, typer.Option("--settings", hidden=True)] = None,
+    socket: Annotated[str | None, typer.Option("--socket", hidden=True)] = None,
+    name: Annotated[str, typer.Option("--name", hidden=True)] = "worker",
+    lifeline: Annotated[bool, typer.Option(hidden=True)] = False,
+    notify_fd: Annotated[int | None, typer.Option("--notify-fd", hidden=True)] = None,
 ) -> None:
-    """Run the compute worker (started by `up`)."""
-    from inferencehub.worker.main import run_worker
+    """Run a compute worker for a gateway on another machine: `--listen HOST:PORT` with
+    `--tls-cert`, `--tls-key` and `--client-ca` (mutual TLS: never plaintext on a network).
+    (`up` starts its local workers itself, on private Unix sockets.)"""
+    from inferencehub.worker.main import ServerTLS, run_worker
 
-    _run_child(
-        "worker", settings, run_worker, address=socket, notify_fd=notify_fd, lifeline=lifeline
-    )
+    hosted = frozenset(only) if only else None
+    if settings is not None and socket is not None:  # started by `up`
+        _run_child(
+            name,
+            Settings.from_child_file(settings),
+            run_worker,
+            address=socket,
+            notify_fd=notify_fd,
+            lifeline=lifeline,
+            only=hosted,
+        )
+        return
+    if listen is None:
+        _fail("worker needs --listen HOST:PORT (or run `inferencehub up`)", 2)
+    if tls_cert is None or tls_key is None or client_ca is None:
+        _fail(
+            "a listening worker needs --tls-cert, --tls-key and --client-ca: the gateway and "
+            "the worker authenticate each other, and nothing crosses a network in plaintext",
+            2,
+        )
+    try:
+        tls = ServerTLS.read(tls_cert, tls_key, client_ca)
+        loaded = load_settings(config, {"worker.models_dir": models})
+    except HubError as exc:
+        _fail(exc.message, 2)
+    if not loaded.worker.models_dir.is_dir():
+        _fail(f"model repository {loaded.worker.models_dir} is not a directory", 2)
+    _run_child("worker", loaded, run_worker, address=listen, tls=tls, only=hosted, lifeline=False)
 
 
 @app.command(hidden=True)
 def gateway(
     settings: Annotated[Path, typer.Option("--settings")],
-    worker: Annotated[str, typer.Option("--worker")],
+    worker: Annotated[list[str] | None, typer.Option("--worker")] = None,
     state: Annotated[Path | None, typer.Option("--state")] = None,
     lifeline: bool = False,
     notify_fd: Annotated[int | None, typer.Option("--notify-fd")] = None,
@@ -185,9 +232,9 @@ def gateway(
 
     _run_child(
         "gateway",
-        settings,
+        Settings.from_child_file(settings),
         run_gateway,
-        worker_address=worker,
+        worker_addresses=worker or [],
         state_file=state,
         notify_fd=notify_fd,
         lifeline=lifeline,

@@ -36,6 +36,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RemoteWorker(_Section):
+    """A worker on another machine (`inferencehub worker --listen`), reached with mutual TLS."""
+
+    address: str = Field(description="host:port of the worker.")
+    ca_cert: Path = Field(description="PEM CA that signed the worker's certificate.")
+    client_cert: Path = Field(description="PEM certificate the gateway presents.")
+    client_key: Path = Field(description="PEM private key of client_cert.")
+    server_name: str | None = Field(
+        None, description="Name to check in the worker's certificate (default: the host)."
+    )
+
+
 class GatewaySettings(_Section):
     """The door: public ports and how it talks to the worker."""
 
@@ -64,6 +76,9 @@ class GatewaySettings(_Section):
     )
     max_in_flight: int = Field(
         1024, ge=1, description="Requests being served at once; beyond, 503 at once."
+    )
+    remote_workers: list[RemoteWorker] = Field(
+        default_factory=list, description="Workers on other machines, beside the local ones."
     )
     retry_in_flight: bool = Field(
         True,
@@ -114,8 +129,28 @@ class WorkerSettings(_Section):
     )
 
 
+class WorkerPlacement(_Section):
+    """One local worker process: which models it loads and on what."""
+
+    models: list[str] | None = Field(None, description="Model names (default: every model).")
+    cuda_device_id: int | None = Field(None, ge=0, description="GPU of this worker.")
+    intra_op_threads: int | None = Field(None, ge=0, description="ORT threads per session.")
+    provider: ProviderChoice | None = Field(None, description="Execution provider.")
+
+
 class SupervisorSettings(_Section):
     """Process lifecycle."""
+
+    workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Local worker processes, each with every model (0: remote only).",
+    )
+    placement: list[WorkerPlacement] = Field(
+        default_factory=list,
+        description="One local worker per entry, with its models (replaces `workers`).",
+    )
 
     runtime_dir: Path | None = Field(
         None, description="Private directory for the worker socket (default: a fresh temp dir)."
@@ -142,6 +177,25 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+
+    def worker_placements(self) -> list[WorkerPlacement]:
+        """The local workers to start: the explicit placement, else `workers` identical ones."""
+        return list(self.supervisor.placement) or [
+            WorkerPlacement() for _ in range(self.supervisor.workers)
+        ]
+
+    def for_worker(self, placement: WorkerPlacement, local_workers: int = 1) -> Settings:
+        """These settings with one worker's placement applied. With several local workers and
+        no thread count set, each gets its share of the cores, so they do not oversubscribe."""
+        overrides: dict[str, Any] = {
+            key: value
+            for key in ("cuda_device_id", "intra_op_threads", "provider")
+            if (value := getattr(placement, key)) is not None
+        }
+        if local_workers > 1 and "intra_op_threads" not in overrides:
+            if not self.worker.intra_op_threads:
+                overrides["intra_op_threads"] = max(1, (os.cpu_count() or 1) // local_workers)
+        return self.model_copy(update={"worker": self.worker.model_copy(update=overrides)})
 
     def to_child_file(self, path: Path) -> None:
         """Write settings for a child process, readable by this user only."""
@@ -187,6 +241,10 @@ def load_settings(
             table = data if section is None else data.get(section, {})
             if isinstance(table.get(key), str):
                 table[key] = str(base / table[key])
+        for remote in data.get("gateway", {}).get("remote_workers", []):
+            for key in ("ca_cert", "client_cert", "client_key"):
+                if isinstance(remote, dict) and isinstance(remote.get(key), str):
+                    remote[key] = str(base / remote[key])
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_nested(data, key, value)

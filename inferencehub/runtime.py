@@ -112,7 +112,15 @@ class RuntimeDir:
 
     @property
     def worker_address(self) -> str:
-        sock = self.path / WORKER_SOCKET
+        return self.socket_address(WORKER_SOCKET)
+
+    def socket_address(self, name: str) -> str:
+        """unix:// address of a socket in this dir (one per local worker).
+
+        Raises:
+            ConfigError: the path is too long for a Unix socket.
+        """
+        sock = self.path / name
         if len(os.fsencode(sock)) > MAX_UDS_PATH_BYTES:
             raise ConfigError(
                 f"socket path {sock} is over {MAX_UDS_PATH_BYTES} bytes; use a shorter runtime dir"
@@ -148,6 +156,8 @@ class RuntimeDir:
             else:
                 for name in (WORKER_SOCKET, SETTINGS_FILE):
                     (path / name).unlink(missing_ok=True)
+                for extra in (*path.glob("worker-*.sock"), *path.glob("settings-*.json")):
+                    extra.unlink(missing_ok=True)
 
 
 def _check_private(path: Path) -> None:

@@ -141,7 +141,7 @@ def _body(
     processes = _process_rows(snapshot, wide)
     models, notes = _model_rows(snapshot, wide)
     traffic = _sorted_traffic(snapshot.get("traffic") or [])
-    door = _door_parts(snapshot.get("door"))
+    door = _door_parts(snapshot.get("door")) + _worker_parts(snapshot.get("workers"))
     door_lines = _pack(door, width)
     compact_door, show_notes = False, True
     caps = [len(models), len(traffic)]
@@ -361,6 +361,19 @@ def _door_parts(door: dict[str, Any] | None) -> list[str]:
         f"{count('rate_limited')} rate-limited",
         f"{count('unauthenticated')} unauthenticated refused",
         f"in flight {count('in_flight')}/{count('max_in_flight')}",
+    ]
+
+
+def _worker_parts(workers: list[dict[str, Any]] | None) -> list[str]:
+    """Each worker's load, when there is more than the one local worker to tell apart."""
+    if not workers or (
+        len(workers) == 1 and str(workers[0].get("address", "")).startswith("unix:")
+    ):
+        return []
+    return [
+        f"{w.get('name', '-')} {'up' if w.get('serving') else 'DOWN'} "
+        f"{_cell(w.get('outstanding')).plain} out"
+        for w in workers
     ]
 
 

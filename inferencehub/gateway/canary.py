@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from inferencehub.errors import HubError
+from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import Series, TrafficStats
-from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol import canary
 from inferencehub.v1 import inference_pb2 as pb
 
@@ -36,7 +36,7 @@ class _Step:
 class CanaryController:
     def __init__(
         self,
-        worker: GrpcWorkerClient,
+        worker: WorkerPool,
         traffic: TrafficStats,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

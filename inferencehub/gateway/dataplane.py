@@ -7,14 +7,14 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
+from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import TrafficStats
-from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.protocol.validation import resolve_version, validate_predict
@@ -40,7 +40,7 @@ class DataPlane:
     """What both public APIs do; adapters only convert at the edge."""
 
     def __init__(
-        self, worker: GrpcWorkerClient, default_timeout_s: float, max_in_flight: int = 1024
+        self, worker: WorkerPool, default_timeout_s: float, max_in_flight: int = 1024
     ) -> None:
         self._worker = worker
         self._default_timeout_s = default_timeout_s
@@ -80,6 +80,10 @@ class DataPlane:
     async def all_models(self) -> list[pb.ModelInfo]:
         """Every model, for operators' views (callers filter by key where it matters)."""
         return await self._worker.refresh()
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Each worker: name, address, serving, requests outstanding, models."""
+        return self._worker.describe()
 
     async def all_statistics(self) -> list[pb.VersionStatistics]:
         return await self._worker.statistics("", "")

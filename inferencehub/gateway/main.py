@@ -8,7 +8,7 @@ import errno
 import logging
 import math
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,6 +22,7 @@ from inferencehub.gateway.canary import CanaryController
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.observe import Observer
+from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.rest import create_app
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.keys import KeyStore
@@ -62,27 +63,75 @@ def _grpc_target(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def worker_clients(
+    settings: Settings, local: Sequence[str], max_message: int
+) -> list[GrpcWorkerClient]:
+    """Clients of the local workers (Unix sockets) and the remote ones (mutual TLS).
+
+    With one worker a request in flight when it dies waits for its restart; with several it
+    moves to another worker at once (the pool's failover), so `retry_in_flight` is theirs.
+
+    Raises:
+        ValueError: no worker at all, or a remote worker's certificate files cannot be read.
+    """
+    s = settings.gateway
+    count = len(local) + len(s.remote_workers)
+    common = {"max_message_bytes": max_message, "refresh_s": s.metadata_refresh_s}
+    clients = [
+        GrpcWorkerClient(
+            address,
+            name=f"worker-{i}" if len(local) > 1 else "worker",
+            retry_in_flight=s.retry_in_flight and count == 1,
+            **common,
+        )
+        for i, address in enumerate(local)
+    ]
+    for remote in s.remote_workers:
+        try:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=remote.ca_cert.read_bytes(),
+                private_key=remote.client_key.read_bytes(),
+                certificate_chain=remote.client_cert.read_bytes(),
+            )
+        except OSError as exc:
+            raise ValueError(
+                f"remote worker {remote.address}: cannot read {exc.filename}: {exc.strerror}"
+            ) from None
+        clients.append(
+            GrpcWorkerClient(
+                remote.address,
+                name=remote.address,
+                retry_in_flight=s.retry_in_flight and count == 1,
+                credentials=credentials,
+                server_name=remote.server_name,
+                **common,
+            )
+        )
+    if not clients:
+        raise ValueError("no workers: supervisor.workers is 0 and gateway.remote_workers is empty")
+    return clients
+
+
 async def run_gateway(
     settings: Settings,
     stop: asyncio.Event,
     *,
-    worker_address: str,
+    worker_addresses: Sequence[str],
     notify_fd: int | None = None,
     state_file: Path | None = None,
 ) -> None:
     """Serve the public APIs until `stop` is set, then drain in-flight requests.
 
     Raises:
-        ConfigError: a public port cannot be bound.
+        ConfigError: a public port cannot be bound, or a remote worker's TLS files unreadable.
     """
     s = settings.gateway
     max_message = s.max_request_bytes + MESSAGE_OVERHEAD_BYTES
-    worker = GrpcWorkerClient(
-        worker_address,
-        max_message_bytes=max_message,
-        refresh_s=s.metadata_refresh_s,
-        retry_in_flight=s.retry_in_flight,
-    )
+    try:
+        worker = WorkerPool(worker_clients(settings, worker_addresses, max_message))
+    except ValueError as exc:
+        notify(notify_fd, "error", message=str(exc))
+        raise ConfigError(str(exc)) from None
     dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight)
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(
@@ -168,7 +217,7 @@ async def _stop_when_set(
 
 
 async def _mirror_worker_health(
-    worker: GrpcWorkerClient, health_servicer: health.aio.HealthServicer
+    worker: WorkerPool, health_servicer: health.aio.HealthServicer
 ) -> None:
     """Follow the worker's health: /v2/health/ready and public gRPC health answer from it."""
     while True:

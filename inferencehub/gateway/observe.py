@@ -178,6 +178,18 @@ class _ScrapeCollector(Collector):
         )
         in_flight.add_metric([], observer.dataplane.in_flight)
         yield in_flight
+        serving = GaugeMetricFamily(
+            "inferencehub_worker_up", "1 per worker that serves.", labels=["worker", "address"]
+        )
+        outstanding = GaugeMetricFamily(
+            "inferencehub_worker_outstanding_requests",
+            "Requests sent to each worker and not answered yet (the load the gateway balances).",
+            labels=["worker"],
+        )
+        for worker in observer.dataplane.workers():
+            serving.add_metric([worker["name"], worker["address"]], float(worker["serving"]))
+            outstanding.add_metric([worker["name"]], worker["outstanding"])
+        yield from (serving, outstanding)
         yield from _process_families(scrape.processes)
         yield from _door_families(observer.authenticator)
         yield from _version_families(observer.dataplane, scrape.models)
@@ -328,6 +340,7 @@ class Observer:
                 "in_flight": self.dataplane.in_flight,
                 "max_in_flight": self.dataplane.max_in_flight,
             },
+            "workers": self.dataplane.workers(),
             "models": [model_to_json(m) for m in scrape.models if m.name in visible],
             "traffic": [
                 traffic_to_json(t)

@@ -42,20 +42,33 @@ class GrpcWorkerClient:
         max_message_bytes: int,
         refresh_s: float,
         retry_in_flight: bool = True,
+        name: str = "worker",
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
     ) -> None:
-        self._address = address
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-                # A restarted worker is back in about a second: reconnect quickly, not after
-                # gRPC's default 1 s initial / 120 s maximum backoff.
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.min_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 1000),
-            ],
+        self.name = name
+        self.address = address
+        options: list[tuple[str, int | str]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # A restarted worker is back in about a second: reconnect quickly, not after
+            # gRPC's default 1 s initial / 120 s maximum backoff.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if credentials is not None:
+            # A remote name may stand for several workers (a headless Service's pods): spread
+            # the calls over every address it resolves to, re-resolving as they change.
+            options.append(("grpc.lb_policy_name", "round_robin"))
+        self._channel = (
+            grpc.aio.secure_channel(address, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(address, options=options)
         )
+        self.outstanding = 0  # requests sent and not answered: the pool's load measure
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._coalescer = Coalescer(
             self._stub,

@@ -15,15 +15,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from inferencehub.runtime import Role
-
 logger = logging.getLogger(__name__)
 
 
 class ChildStartError(Exception):
     """A child exited or reported an error before it became ready."""
 
-    def __init__(self, role: Role, reason: str) -> None:
+    def __init__(self, role: str, reason: str) -> None:
         super().__init__(f"{role} failed to start: {reason}")
         self.reason = reason
 
@@ -36,7 +34,7 @@ class ChildProcess:
     """A role re-executed from this program, in its own process group, with a lifeline stdin."""
 
     def __init__(
-        self, role: Role, argv: Sequence[str], *, log_format: str = "text", tail_lines: int = 200
+        self, role: str, argv: Sequence[str], *, log_format: str = "text", tail_lines: int = 200
     ) -> None:
         self.role = role
         self._log_format = log_format

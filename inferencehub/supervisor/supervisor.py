@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from inferencehub.config import Settings
-from inferencehub.runtime import HANDLED_SIGNALS, Role, RuntimeDir, self_command
+from inferencehub.runtime import HANDLED_SIGNALS, RuntimeDir, self_command
 from inferencehub.state import STATE_FILE, HubState, write_state_atomic
 from inferencehub.supervisor.child import ChildProcess, ChildStartError
 from inferencehub.supervisor.policy import RestartPolicy
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 EXIT_OK: Final = 0
 EXIT_CHILD_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
-ROLES: Final[tuple[Role, Role]] = ("worker", "gateway")  # start order; stop in reverse
 
 
 class Supervisor:
@@ -33,9 +32,11 @@ class Supervisor:
         self._settings = settings
         self._stop = asyncio.Event()
         self._force = False
-        self._children: dict[Role, ChildProcess] = {}
-        self._argv: dict[Role, list[str]] = {}
-        self._policies = {role: RestartPolicy() for role in ROLES}
+        # Children by name ("worker" or "worker-0", "worker-1", ...; "gateway"), in start order;
+        # they stop in reverse.
+        self._children: dict[str, ChildProcess] = {}
+        self._argv: dict[str, list[str]] = {}
+        self._policies: dict[str, RestartPolicy] = {}
         self._state = HubState(supervisor_pid=os.getpid(), started_at=time.time())
         self._state_path: Path | None = None
 
@@ -54,21 +55,15 @@ class Supervisor:
         with RuntimeDir.create(self._settings.supervisor.runtime_dir) as runtime:
             self._settings.to_child_file(runtime.settings_file)
             self._state_path = runtime.path / STATE_FILE
-            address = runtime.worker_address
-            common = ("--settings", str(runtime.settings_file), "--lifeline")
-            self._argv = {
-                "worker": self_command("worker", *common, "--socket", address),
-                "gateway": self_command(
-                    "gateway", *common, "--worker", address, "--state", str(self._state_path)
-                ),
-            }
+            self._argv = self._commands(runtime)
+            self._policies = {name: RestartPolicy() for name in self._argv}
             try:
                 ready = {}
-                for role in ROLES:
-                    notice = await self._start(role)
+                for name in self._argv:
+                    notice = await self._start(name)
                     if notice is None:
                         return await self._shutdown(EXIT_INTERRUPTED)
-                    ready[role] = notice
+                    ready[name] = notice
             except ChildStartError as exc:
                 self._say(f"inferencehub: {exc}", error=True)
                 return await self._shutdown(EXIT_CHILD_FAILED)
@@ -83,6 +78,35 @@ class Supervisor:
             )
             return await self._watch()
 
+    def _commands(self, runtime: RuntimeDir) -> dict[str, list[str]]:
+        """Each child's command line: the local workers (one socket and settings file each,
+        with their placement), then the gateway, which knows them all."""
+        placements = self._settings.worker_placements()
+        names = (
+            ["worker"] if len(placements) == 1 else [f"worker-{i}" for i in range(len(placements))]
+        )
+        commands: dict[str, list[str]] = {}
+        addresses = []
+        for name, placement in zip(names, placements, strict=True):
+            single = name == "worker"
+            settings_file = (
+                runtime.settings_file if single else runtime.path / f"settings-{name}.json"
+            )
+            address = runtime.worker_address if single else runtime.socket_address(f"{name}.sock")
+            self._settings.for_worker(placement, len(placements)).to_child_file(settings_file)
+            only = [arg for model in placement.models or () for arg in ("--only", model)]
+            commands[name] = self_command(
+                "worker", "--settings", str(settings_file), "--lifeline", "--socket", address,
+                "--name", name, *only,
+            )  # fmt: skip
+            addresses.append(address)
+        commands["gateway"] = self_command(
+            "gateway", "--settings", str(runtime.settings_file), "--lifeline",
+            *(arg for address in addresses for arg in ("--worker", address)),
+            "--state", str(self._state_path),
+        )  # fmt: skip
+        return commands
+
     def _say(self, message: str, error: bool = False) -> None:
         """A line for the person who ran `up` (the ready line, why it gave up); a JSON object
         with --log-format json, so log shippers read every line of the output."""
@@ -93,7 +117,7 @@ class Supervisor:
             )  # fmt: skip
         print(message, file=sys.stderr if error else sys.stdout, flush=True)
 
-    async def _start(self, role: Role) -> dict[str, object] | None:
+    async def _start(self, role: str) -> dict[str, object] | None:
         """Start a child and wait until it is ready; None if a stop signal came first.
 
         Raises:
@@ -132,7 +156,7 @@ class Supervisor:
             if not await self._restart(role):
                 return await self._shutdown(EXIT_OK if self._stop.is_set() else EXIT_CHILD_FAILED)
 
-    async def _restart(self, role: Role) -> bool:
+    async def _restart(self, role: str) -> bool:
         """Restart a dead child under the policy; False to stop the whole appliance."""
         while True:
             child = self._children[role]
@@ -181,7 +205,7 @@ class Supervisor:
 
     async def _shutdown(self, code: int) -> int:
         """Gateway first (stops accepting, drains), then the worker: reverse start order."""
-        for role in reversed(ROLES):
+        for role in reversed(self._argv):
             child = self._children.get(role)
             if child is None:
                 continue

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inferencehub.config import Settings
-from inferencehub.errors import HubError
+from inferencehub.errors import ConfigError, HubError
 from inferencehub.runtime import notify
 from inferencehub.v1 import inference_pb2_grpc
 from inferencehub.worker.registry import ModelRegistry
@@ -32,16 +34,45 @@ def message_options(max_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """A listening worker's mutual TLS: its certificate, and the CA its gateways' come from."""
+
+    cert: bytes
+    key: bytes
+    client_ca: bytes
+
+    @classmethod
+    def read(cls, cert: Path, key: Path, client_ca: Path) -> ServerTLS:
+        """Raises ConfigError naming the file that cannot be read."""
+        try:
+            return cls(cert.read_bytes(), key.read_bytes(), client_ca.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)], root_certificates=self.client_ca, require_client_auth=True
+        )
+
+
 async def run_worker(
-    settings: Settings, stop: asyncio.Event, *, address: str, notify_fd: int | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    address: str,
+    notify_fd: int | None = None,
+    tls: ServerTLS | None = None,
+    only: frozenset[str] | None = None,
 ) -> None:
-    """Serve models on `address` (unix://...) until `stop` is set.
+    """Serve models on `address` until `stop` is set: unix://... for `up`'s own workers, or
+    host:port with mutual TLS for a remote gateway. `only`: the models this worker hosts.
 
     Raises:
-        HubError: the model repository cannot be read or the socket cannot be bound.
+        HubError: the model repository cannot be read or the address cannot be bound.
     """
     routing_dir = settings.data_dir / "routing" if settings.data_dir else None
-    registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir)
+    registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir, only)
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
     servicer = WorkerServicer(registry)
@@ -49,7 +80,10 @@ async def run_worker(
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
-        server.add_insecure_port(address)
+        if tls is not None:
+            server.add_secure_port(address, tls.credentials())
+        else:
+            server.add_insecure_port(address)
         await server.start()
         if address.startswith("unix://"):
             # Only this user may connect: nobody bypasses the gateway's door locally.
@@ -63,7 +97,7 @@ async def run_worker(
     except RuntimeError as exc:  # grpc: "Failed to bind"
         notify(notify_fd, "error", message=f"cannot listen on {address}: {exc}")
         await registry.close()
-        raise
+        raise ConfigError(f"cannot listen on {address}: {exc}") from None
     watcher = None
     if settings.worker.repository_poll_s > 0:
         follow = RepositoryWatcher(

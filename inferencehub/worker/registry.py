@@ -74,8 +74,10 @@ class ModelRegistry:
         root: Path,
         settings: WorkerSettings,
         routing_dir: Path | None = None,
+        only: frozenset[str] | None = None,
     ) -> None:
         self._root = root
+        self._only = only  # this worker's placement: the models it hosts (None: all)
         self._routing_dir = routing_dir
         self._settings = settings
         self._executor = ThreadPoolExecutor(
@@ -91,7 +93,7 @@ class ModelRegistry:
         Raises:
             ConfigError: the repository directory does not exist.
         """
-        entries = scan_repository(self._root)
+        entries = [e for e in scan_repository(self._root) if self.hosts(e.name)]
         if not entries:
             logger.warning("no models found in %s", self._root)
         for entry in entries:
@@ -103,6 +105,11 @@ class ModelRegistry:
         Raises:
             ModelNotFoundError: the repository has no such model folder.
         """
+        if not self.hosts(name):
+            raise ModelNotFoundError(
+                f"this worker does not host model '{name}'; it hosts: "
+                f"{', '.join(sorted(self._only or ()))}"
+            )
         entry = scan_model(self._root / name) if "/" not in name else None
         if entry is None:
             raise ModelNotFoundError(
@@ -187,9 +194,13 @@ class ModelRegistry:
                 await scheduler.close()  # requests queued on the old sessions still finish
         release_free_memory()
 
+    def hosts(self, name: str) -> bool:
+        return self._only is None or name in self._only
+
     async def reload(self, entry: ModelEntry, versions: set[str] | None) -> None:
         """Apply a repository change: reload `versions` (None = all), load new ones, drop gone."""
-        await self._load(entry, versions)
+        if self.hosts(entry.name):
+            await self._load(entry, versions)
 
     async def set_routing(self, request: pb.SetRoutingRequest) -> pb.ModelInfo:
         """Replace (reset: back to model.toml) a model's routing, live and persisted.

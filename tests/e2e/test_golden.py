@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_hot_reload import place_atomically, wait_for
-from tests.hub import Hub, running_hub
+from tests.e2e.test_hot_reload import place_atomically
+from tests.hub import Hub, running_hub, wait_for
 from tests.model_builders import scale_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -8,14 +8,12 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.hub import Hub, running_hub
+from tests.hub import Hub, running_hub, wait_for
 from tests.model_builders import scale_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -30,15 +28,6 @@ def place_atomically(source: Path, target: Path) -> None:
     staging = target.with_name(f".{target.name}.partial")
     shutil.copyfile(source, staging)
     os.replace(staging, target)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def predict(hub: Hub, version: str = "") -> httpx.Response:

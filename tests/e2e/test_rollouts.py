@@ -11,9 +11,8 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from inferencehub.client import connect
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
-from tests.hub import Hub, running_hub
+from tests.hub import Hub, running_hub, wait_for
 from tests.model_builders import save_model, scale_model, slow_batch_model
 
 pytestmark = pytest.mark.e2e
@@ -85,15 +84,6 @@ def load(hub: Hub, threads: int = 3) -> Iterator[list[tuple[int, str, float]]]:
         stop.set()
         for thread in pool:
             thread.join(timeout=60)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def canary_state(hub: Hub) -> dict:

@@ -28,7 +28,7 @@ async def test_gateway_without_worker_answers_503_and_not_ready(uds_dir: Path) -
     )
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_gateway(settings, stop, worker_address=f"unix://{uds_dir}/absent.sock")
+        run_gateway(settings, stop, worker_addresses=[f"unix://{uds_dir}/absent.sock"])
     )
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -77,7 +77,7 @@ async def test_gateway_grpc_health_follows_the_worker(uds_dir: Path) -> None:
     )
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_gateway(settings, stop, worker_address=f"unix://{uds_dir}/absent.sock")
+        run_gateway(settings, stop, worker_addresses=[f"unix://{uds_dir}/absent.sock"])
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:

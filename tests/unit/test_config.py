@@ -77,3 +77,28 @@ def test_relative_runtime_dir_in_file_is_relative_to_the_file(tmp_path: Path) ->
     config = tmp_path / "hub.toml"
     config.write_text('[supervisor]\nruntime_dir = "run"\n')
     assert load_settings(config).supervisor.runtime_dir == tmp_path / "run"
+
+
+def test_workers_placement_and_remote_workers(tmp_path: Path) -> None:
+    import os
+
+    from inferencehub.config import load_settings
+
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[[supervisor.placement]]\nmodels = ["big"]\ncuda_device_id = 1\n'
+        "[[supervisor.placement]]\nintra_op_threads = 3\n"
+        '[[gateway.remote_workers]]\naddress = "gpu:9000"\nca_cert = "tls/ca.crt"\n'
+        'client_cert = "tls/gw.crt"\nclient_key = "tls/gw.key"\n'
+    )
+    settings = load_settings(config, {"supervisor.workers": 5})
+    first, second = settings.worker_placements()  # placement wins over workers = 5
+    assert first.models == ["big"] and second.models is None
+    big = settings.for_worker(first, 2).worker
+    assert big.cuda_device_id == 1
+    assert big.intra_op_threads == max(1, (os.cpu_count() or 1) // 2)  # a share of the cores
+    assert settings.for_worker(second, 2).worker.intra_op_threads == 3
+    (remote,) = settings.gateway.remote_workers
+    assert remote.ca_cert == tmp_path / "tls" / "ca.crt"  # relative to the config file
+    assert len(load_settings(None, {"supervisor.workers": 3}).worker_placements()) == 3
+    assert load_settings(None, {"supervisor.workers": 0}).worker_placements() == []

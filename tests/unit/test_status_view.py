@@ -319,3 +319,16 @@ def test_live_view_draws_until_q_or_sigterm_and_exits_0(reachable: bool, quit_by
         assert "4377" in drawn and "efficientnet" in drawn
     else:
         assert f"cannot reach {URL}: connection refused — retrying" in drawn
+
+
+def test_several_workers_show_their_load_in_the_door() -> None:
+    from inferencehub.status_view import _worker_parts
+
+    assert _worker_parts([{"name": "worker", "address": "unix:///x", "serving": True}]) == []
+    parts = _worker_parts(
+        [
+            {"name": "worker-0", "address": "unix:///a", "serving": True, "outstanding": 3},
+            {"name": "10.0.0.5:9000", "address": "10.0.0.5:9000", "serving": False},
+        ]
+    )
+    assert parts == ["worker-0 up 3 out", "10.0.0.5:9000 DOWN - out"]

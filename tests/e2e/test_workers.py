@@ -1,0 +1,229 @@
+"""Several workers behind one gateway: local replicas balanced by least outstanding requests,
+failover while one restarts, per-model placement, and a remote worker over mutual TLS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.v1 import inference_pb2_grpc
+from tests.hub import Hub, cmdline, free_tcp_port, running_hub, wait_for
+from tests.model_builders import scale_model, slow_batch_model
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}
+
+
+def status(hub: Hub) -> dict:
+    return httpx.get(f"{hub.http_url}/v1/status", timeout=10).json()
+
+
+def worker_processes(hub: Hub) -> dict[str, int]:
+    """name -> pid of the local workers, from the supervisor's view."""
+    return {p["role"]: p["pid"] for p in status(hub)["processes"] if p["role"].startswith("worker")}
+
+
+def served_by_each(pid: int) -> int:
+    """Inferences one worker ran, asked over its own Unix socket."""
+    argv = cmdline(pid)
+    address = argv[argv.index("--socket") + 1]
+    with grpc.insecure_channel(address) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        reply = stub.ModelStatistics(pb.ModelStatisticsRequest(name="m"), timeout=10)
+    return sum(s.inference_count for s in reply.versions)
+
+
+def test_replicas_share_the_load_and_cover_for_each_other(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    scale_model(root / "m" / "1" / "model.onnx", [1, 2, 3, 4])
+    with running_hub(root, tmp_path, "--workers", "2") as hub:
+        workers = worker_processes(hub)
+        assert set(workers) == {"worker-0", "worker-1"}
+        listed = status(hub)["workers"]
+        assert [w["name"] for w in listed] == ["worker-0", "worker-1"]
+        assert all(w["serving"] and w["models"] == ["m"] for w in listed)
+        frame = subprocess.run(
+            [sys.executable, "-m", "inferencehub", "status", "--once", "--url", hub.http_url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "worker-0 up" in frame.stdout and "worker-1 up" in frame.stdout, frame.stdout
+        with httpx.Client(timeout=30) as client:
+            for _ in range(20):
+                assert client.post(f"{hub.http_url}/v1/models/m/predict", json=BODY).is_success
+        counts = [served_by_each(pid) for pid in workers.values()]
+        assert sum(counts) >= 20 and min(counts) >= 5, counts  # both took a share
+
+        # Kill one under load: the other covers, nothing fails, the dead one comes back.
+        codes: Counter[int] = Counter()
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    reply = client.post(f"{hub.http_url}/v1/models/m/predict", json=BODY)
+                    codes[reply.status_code] += 1
+
+        threads = [threading.Thread(target=load) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            os.kill(workers["worker-1"], signal.SIGKILL)
+            wait_for(
+                lambda: (
+                    next(p for p in status(hub)["processes"] if p["role"] == "worker-1")["restarts"]
+                    == 1
+                    and all(w["serving"] for w in status(hub)["workers"])
+                ),
+                30,
+                "worker-1 back",
+            )
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+        assert codes[200] > 20 and set(codes) == {200}, codes
+        metrics = httpx.get(f"{hub.http_url}/metrics", timeout=10).text
+        assert "inferencehub_worker_up{address=" in metrics
+        assert 'inferencehub_worker_outstanding_requests{worker="worker-1"}' in metrics
+
+
+def test_placement_puts_each_model_in_its_own_worker(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    slow_batch_model(root / "heavy" / "1" / "model.onnx", iterations=20_000)
+    scale_model(root / "light" / "1" / "model.onnx", [1, 2, 3, 4])
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[[supervisor.placement]]\nmodels = ["heavy"]\n'
+        '[[supervisor.placement]]\nmodels = ["light"]\nintra_op_threads = 1\n'
+    )
+    with running_hub(root, tmp_path, "--config", str(config)) as hub:
+        hosted = {w["name"]: w["models"] for w in status(hub)["workers"]}
+        assert hosted == {"worker-0": ["heavy"], "worker-1": ["light"]}
+        light = httpx.post(f"{hub.http_url}/v1/models/light/predict", json=BODY, timeout=30)
+        assert light.json()["outputs"][0]["data"] == [1, 2, 3, 4]
+        heavy = httpx.post(f"{hub.http_url}/v1/models/heavy/predict", json=BODY, timeout=30)
+        assert heavy.json()["outputs"][0]["data"] == [20_001] * 4
+        names = {m["name"] for m in httpx.get(f"{hub.http_url}/v1/models").json()["models"]}
+        assert names == {"heavy", "light"}
+        # Reloading a model reaches the worker that hosts it, not the other.
+        assert httpx.post(f"{hub.http_url}/v2/repository/models/light/load").is_success
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A CA, a worker certificate for 127.0.0.1 and a gateway client certificate, all by it;
+    plus a second CA's client certificate the worker must refuse."""
+    files = {n: directory / f"{n}.pem" for n in ("ca", "ca_key", "other_ca", "other_ca_key")}
+    for ca in ("ca", "other_ca"):
+        openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={ca}",
+            "-keyout", str(files[f"{ca}_key"]), "-out", str(files[ca]),
+        )  # fmt: skip
+    for name, ca, extension in (
+        ("worker", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("gateway", "ca", "extendedKeyUsage=clientAuth"),
+        ("intruder", "other_ca", "extendedKeyUsage=clientAuth"),
+    ):
+        key, csr, cert = (directory / f"{name}.{suffix}" for suffix in ("key", "csr", "crt"))
+        openssl(
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", str(key), "-out", str(csr),
+        )  # fmt: skip
+        (directory / f"{name}.ext").write_text(extension + "\n")
+        openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(files[ca]), "-CAkey",
+            str(files[f"{ca}_key"]), "-CAcreateserial", "-days", "1", "-out", str(cert),
+            "-extfile", str(directory / f"{name}.ext"),
+        )  # fmt: skip
+        files[f"{name}_key"], files[f"{name}_cert"] = key, cert
+    return files
+
+
+def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    scale_model(root / "m" / "1" / "model.onnx", [1, 2, 3, 4])
+    pki = make_pki(tmp_path)
+    cli = [sys.executable, "-m", "inferencehub", "worker"]
+    plaintext = subprocess.run(
+        [*cli, "--listen", "127.0.0.1:0", "--models", str(root)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert plaintext.returncode == 2 and "needs --tls-cert, --tls-key and --client-ca" in (
+        plaintext.stderr
+    )
+    port = free_tcp_port()
+    log = (tmp_path / "worker.log").open("w")
+    remote = subprocess.Popen(
+        [
+            *cli, "--listen", f"127.0.0.1:{port}", "--models", str(root),
+            "--tls-cert", str(pki["worker_cert"]), "--tls-key", str(pki["worker_key"]),
+            "--client-ca", str(pki["ca"]),
+        ],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+    )  # fmt: skip
+    try:
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            "[supervisor]\nworkers = 0\n"
+            "[[gateway.remote_workers]]\n"
+            f'address = "127.0.0.1:{port}"\n'
+            f'ca_cert = "{pki["ca"]}"\n'
+            f'client_cert = "{pki["gateway_cert"]}"\n'
+            f'client_key = "{pki["gateway_key"]}"\n'
+        )
+        with running_hub(root, tmp_path, "--config", str(config)) as hub:
+            assert set(worker_processes(hub)) == set()  # no local worker process
+            (listed,) = status(hub)["workers"]
+            assert listed["address"] == f"127.0.0.1:{port}" and listed["serving"]
+            reply = httpx.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, timeout=30)
+            assert reply.json()["outputs"][0]["data"] == [1, 2, 3, 4]
+
+        # A client with a certificate from another CA, or none, is refused by the worker.
+        for cert, key in ((pki["intruder_cert"], pki["intruder_key"]), (None, None)):
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=pki["ca"].read_bytes(),
+                private_key=key.read_bytes() if key else None,
+                certificate_chain=cert.read_bytes() if cert else None,
+            )
+            with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+                stub = inference_pb2_grpc.InferenceServiceStub(channel)
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.ListModels(pb.ListModelsRequest(), timeout=5)
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        # Plaintext to the worker's port gets nowhere either.
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = inference_pb2_grpc.InferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError):
+                stub.ListModels(pb.ListModelsRequest(), timeout=5)
+    finally:
+        remote.send_signal(signal.SIGTERM)
+        assert remote.wait(timeout=30) == 0
+        log.close()
+    assert "worker serving 1 model(s) on 127.0.0.1" in (tmp_path / "worker.log").read_text()
+
+
+def test_up_without_any_worker_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "inferencehub", "up", "--models", str(tmp_path / "models"),
+         "--workers", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no workers" in done.stderr
