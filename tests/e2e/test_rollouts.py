@@ -11,10 +11,12 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import httpx
@@ -59,20 +61,29 @@ def predict(hub: Hub, client: httpx.Client, key: str = "") -> httpx.Response:
     return client.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, headers=headers)
 
 
+class Answer(NamedTuple):
+    status: int
+    version: str
+    first: float  # the first output value: the factor of the version that computed it
+    sent: float  # time.monotonic() when the request was sent
+
+
 @contextmanager
-def load(hub: Hub, threads: int = 3) -> Iterator[list[tuple[int, str, float]]]:
-    """Clients sending requests (with routing keys) until the block ends: (status, version,
-    first output) per request, all of them; none may be lost."""
-    seen: list[tuple[int, str, float]] = []
+def load(hub: Hub, threads: int = 3) -> Iterator[list[Answer]]:
+    """Clients sending requests (with routing keys) until the block ends: an Answer per
+    request, all of them; none may be lost."""
+    seen: list[Answer] = []
     stop = threading.Event()
 
     def client_loop(worker: int) -> None:
         with httpx.Client(timeout=30) as client:
             i = 0
             while not stop.is_set():
+                sent = time.monotonic()
                 reply = predict(hub, client, f"user-{worker}-{i % 50}")
                 first = reply.json()["outputs"][0]["data"][0] if reply.status_code == 200 else 0
-                seen.append((reply.status_code, reply.headers.get("x-model-version", ""), first))
+                version = reply.headers.get("x-model-version", "")
+                seen.append(Answer(reply.status_code, version, first, sent))
                 i += 1
 
     pool = [threading.Thread(target=client_loop, args=(n,)) for n in range(threads)]
@@ -179,14 +190,14 @@ def test_canary_ramps_and_promotes_under_load_without_dropping(tmp_path: Path) -
         assert shown["routing"]["canary"]["state"] == "PROMOTED"
         assert shown["routing"]["split"] == {"2": 100}
         assert shown["routing"]["labels"] == {"stable": "2"}
-        promoted_at = len(seen)
+        promoted_at, promoted = len(seen), time.monotonic()
         wait_for(lambda: len(seen) > promoted_at + 30, 20, "load after the promotion")
-    statuses = Counter(status for status, _, _ in seen)
+    statuses = Counter(a.status for a in seen)
     assert statuses == {200: len(seen)}, statuses  # nothing dropped while the routes moved
     # Each answer is the one of the version that says it served it.
-    assert all(first == float(version) for _, version, first in seen)
-    assert {version for _, version, _ in seen[promoted_at + 5 :]} == {"2"}
-    assert {version for _, version, _ in seen[:promoted_at]} == {"1", "2"}
+    assert all(a.first == float(a.version) for a in seen)
+    assert {a.version for a in seen if a.sent > promoted} == {"2"}  # sent after: all to 2
+    assert {a.version for a in seen[:promoted_at]} == {"1", "2"}
 
 
 def test_canary_rolls_back_on_latency_under_load_without_dropping(tmp_path: Path) -> None:
@@ -204,13 +215,14 @@ def test_canary_rolls_back_on_latency_under_load_without_dropping(tmp_path: Path
         assert started["routing"]["split"] == {"1": 70, "2": 30}
         wait_for(lambda: canary_state(hub).get("state") == "ROLLED_BACK", 60, "the rollback")
         ended = httpx.get(f"{hub.http_url}/v1/models/m").json()["routing"]
-        rolled_back_at = len(seen)
+        rolled_back_at, rolled_back = len(seen), time.monotonic()
         wait_for(lambda: len(seen) > rolled_back_at + 30, 20, "load after the rollback")
     assert "p99" in ended["canary"]["reason"], ended
     assert ended["split"] == {"1": 100} and ended["labels"] == {"stable": "1"}
-    assert Counter(status for status, _, _ in seen) == {200: len(seen)}
-    assert {version for _, version, _ in seen[rolled_back_at + 10 :]} == {"1"}
-    assert "2" in {version for _, version, _ in seen[:rolled_back_at]}
+    assert Counter(a.status for a in seen) == {200: len(seen)}
+    # Requests sent once the rollback showed all went to 1 (slow ones sent before may end later).
+    assert {a.version for a in seen if a.sent > rolled_back} == {"1"}
+    assert "2" in {a.version for a in seen[:rolled_back_at]}
     assert "rolled back" in hub.output()  # logged, with the reason
 
 
