@@ -453,7 +453,8 @@ def route(
         )
     try:
         with _client(url) as hub:
-            current = hub.model(name)["routing"]
+            shown = hub.model(name)
+            current = shown["routing"]
             if rollout is not None:
                 info = hub.set_routing(name, canary=rollout)
             elif reset:
@@ -477,7 +478,7 @@ def route(
                     canary=running if running.get("state") == "RUNNING" and not split else None,
                 )
             else:
-                info = hub.model(name)
+                info = shown
             while wait and info["routing"].get("canary", {}).get("state") == "RUNNING":
                 time.sleep(1.0)
                 info = hub.model(name)

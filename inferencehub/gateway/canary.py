@@ -55,7 +55,7 @@ class CanaryController:
 
     async def tick(self) -> None:
         """Judge every running rollout once; apply the verdicts that are not 'hold'."""
-        for model in self._worker.cached_models():
+        for model in self._worker.known_models().values():
             rollout = model.routing.canary
             if rollout.state != canary.RUNNING:
                 self._steps.pop(model.name, None)

@@ -70,16 +70,16 @@ class DataPlane:
 
     async def list_models(self) -> list[pb.ModelInfo]:
         """Every model the request's API key may use."""
-        key = current_key.get()
-        return [m for m in await self._worker.refresh() if key is None or key.may_use(m.name)]
+        return self.visible(await self._worker.refresh())
 
     async def model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)
         return await self._worker.model(name)
 
-    async def all_models(self) -> list[pb.ModelInfo]:
-        """Every model, for operators' views (callers filter by key where it matters)."""
-        return await self._worker.refresh()
+    def known_models(self) -> list[pb.ModelInfo]:
+        """Every model as last reported (refreshed every second), for operators' views;
+        callers filter by key where it matters."""
+        return list(self._worker.known_models().values())
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker: name, address, serving, requests outstanding, models."""
@@ -88,7 +88,7 @@ class DataPlane:
     async def all_statistics(self) -> list[pb.VersionStatistics]:
         return await self._worker.statistics("", "")
 
-    async def visible(self, models: list[pb.ModelInfo]) -> list[pb.ModelInfo]:
+    def visible(self, models: list[pb.ModelInfo]) -> list[pb.ModelInfo]:
         key = current_key.get()
         return [m for m in models if key is None or key.may_use(m.name)]
 
@@ -137,8 +137,10 @@ class DataPlane:
         finally:
             elapsed = time.perf_counter() - started
             if self.metrics is not None:
-                model = self._model_label(request.model_name)
-                version = request.version if response is not None else self._pinned(request)
+                if response is not None:  # routed and answered: the labels are known
+                    model, version = request.model_name, request.version
+                else:
+                    model, version = self._model_label(request.model_name), self._pinned(request)
                 self.metrics.observe(model, version, protocol, code, elapsed, response)
             logger.debug(
                 "predict %s version %s (%s): %s in %.1f ms",

@@ -80,11 +80,11 @@ def worker_clients(
     clients = [
         GrpcWorkerClient(
             address,
-            name=f"worker-{i}" if len(local) > 1 else "worker",
+            name=Path(address.removeprefix("unix://")).stem,  # worker, worker-0, ...
             retry_in_flight=s.retry_in_flight and count == 1,
             **common,
         )
-        for i, address in enumerate(local)
+        for address in local
     ]
     for remote in s.remote_workers:
         try:

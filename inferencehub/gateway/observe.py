@@ -128,6 +128,7 @@ class Scrape:
     statistics: list[pb.VersionStatistics] = field(default_factory=list)
     processes: list[dict[str, Any]] = field(default_factory=list)
     worker_serving: bool = False
+    state: dict[str, Any] | None = None  # the supervisor's state file
 
 
 class _ScrapeCollector(Collector):
@@ -317,9 +318,9 @@ class Observer:
     async def status(self) -> dict[str, Any]:
         scrape = await self._gather()
         depths = {(s.name, s.version): s.queue_depth for s in scrape.statistics}
-        visible = {m.name for m in await self.dataplane.visible(scrape.models)}
+        visible = {m.name for m in self.dataplane.visible(scrape.models)}
         authenticator = self.authenticator
-        state = self._state()
+        state = scrape.state
         return {
             "version": __version__,
             # The hub's age (the supervisor's), else this gateway's.
@@ -353,17 +354,19 @@ class Observer:
         return read_state(self._state_file) if self._state_file is not None else None
 
     async def _gather(self) -> Scrape:
-        scrape = Scrape(worker_serving=await self.dataplane.ready())
+        scrape = Scrape(
+            worker_serving=await self.dataplane.ready(),
+            models=self.dataplane.known_models(),
+            state=self._state(),
+        )
         try:
-            scrape.models = await self.dataplane.all_models()
             scrape.statistics = await self.dataplane.all_statistics()
         except HubError as exc:  # the worker is away: say so, answer with the rest
             logger.debug("status without the worker's numbers: %s", exc.message)
-        scrape.processes = self._processes()
+        scrape.processes = self._processes(scrape.state)
         return scrape
 
-    def _processes(self) -> list[dict[str, Any]]:
-        state = self._state()
+    def _processes(self, state: dict[str, Any] | None) -> list[dict[str, Any]]:
         now = time.time()
         rows: list[dict[str, Any]] = []
         if state is not None:

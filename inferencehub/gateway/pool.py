@@ -54,9 +54,6 @@ class WorkerPool:
                 merged.setdefault(name, info)
         return merged
 
-    def cached_models(self) -> list[pb.ModelInfo]:
-        return list(self.known_models().values())
-
     def hosting(self, name: str) -> list[GrpcWorkerClient]:
         return [w for w in self.workers if name in w.known_models()]
 

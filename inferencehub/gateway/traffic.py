@@ -133,19 +133,26 @@ class TrafficStats:
     def to_proto(
         self, name: str = "", queue_depths: dict[tuple[str, str], int] | None = None
     ) -> list[pb.VersionTraffic]:
+        snapshots = list(self._history)
         return [
-            self._version_proto(model, version, c, (queue_depths or {}).get((model, version), 0))
+            self._version_proto(
+                model, version, c, (queue_depths or {}).get((model, version), 0), snapshots
+            )
             for (model, version), c in sorted(
                 self._versions.items(), key=lambda i: (i[0][0], _version_order(i[0][1]))
             )
             if not name or model == name
         ]
 
+    @staticmethod
     def _version_proto(
-        self, model: str, version: str, c: VersionCounters, queue_depth: int
+        model: str,
+        version: str,
+        c: VersionCounters,
+        queue_depth: int,
+        snapshots: list[dict[tuple[str, str], Series]],
     ) -> pb.VersionTraffic:
         key = (model, version)
-        snapshots = list(self._history)
         window_s = max(1, min(RECENT_S, len(snapshots) - 1))
         recent = c.primary.minus(snapshots[-window_s - 1].get(key) if len(snapshots) > 1 else None)
         counts = [s[key].requests if key in s else 0 for s in snapshots]

@@ -129,10 +129,6 @@ class GrpcWorkerClient:
         self._refreshed_at = time.monotonic()
         return list(reply.models)
 
-    def cached_models(self) -> list[pb.ModelInfo]:
-        """What the worker last reported, without asking it."""
-        return list(self._models.values())
-
     def known_models(self) -> dict[str, pb.ModelInfo]:
         return self._models
 

@@ -226,7 +226,7 @@ class ModelRegistry:
                     path.unlink(missing_ok=True)
                 entry = scan_model(self._root / request.name)
                 config = entry.config.routing if entry is not None else RoutingConfig()
-                routing = _routing_from(config, info, request.name)
+                routing = _usable(_policy_from(config), _ready(info), request.name)
             else:
                 routing = _prepare_routing(info, request.routing)
                 if path is not None:
@@ -375,53 +375,46 @@ def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
 def _routing(
     entry: ModelEntry, info: pb.ModelInfo, saved: pb.RoutingPolicy | None
 ) -> pb.RoutingPolicy:
-    """The live policy set with SetRouting if any, else model.toml's; weights and a shadow
-    naming versions that cannot serve are dropped (and logged)."""
+    """The live policy set with SetRouting if any, else model.toml's, without what cannot
+    serve now."""
     if saved is None:
-        return _routing_from(entry.config.routing, info, entry.name)
+        return _usable(_policy_from(entry.config.routing), _ready(info), entry.name)
     routing = pb.RoutingPolicy()
     routing.CopyFrom(saved)
-    ready = _ready(info)
-    for version, weight in list(routing.weights.items()):
+    return _usable(routing, _ready(info), entry.name)
+
+
+def _policy_from(config: RoutingConfig) -> pb.RoutingPolicy:
+    """model.toml's [routing] as a policy."""
+    policy = pb.RoutingPolicy(
+        labels={label: str(v) for label, v in config.labels.items()},
+        weights={str(int(version)): weight for version, weight in config.split.items()},
+        sticky=config.sticky,
+    )
+    if config.shadow is not None:
+        policy.shadow.version = str(config.shadow.version)
+        policy.shadow.fraction = config.shadow.fraction
+    return policy
+
+
+def _usable(policy: pb.RoutingPolicy, ready: set[str], name: str) -> pb.RoutingPolicy:
+    """Drop (and log) weights and a shadow naming versions that cannot serve; a split with no
+    usable weight left means the default version."""
+    had_split = bool(policy.weights)
+    for version, weight in list(policy.weights.items()):
         if version not in ready or weight < 0:
-            logger.error("%s: split weight for version %s ignored (not ready)", entry.name, version)
-            del routing.weights[version]
-    if routing.shadow.version and routing.shadow.version not in ready:
-        logger.error(
-            "%s: shadow version %s is not ready; no shadow", entry.name, routing.shadow.version
-        )
-        routing.ClearField("shadow")
-    return routing
-
-
-def _routing_from(routing: RoutingConfig, info: pb.ModelInfo, name: str) -> pb.RoutingPolicy:
-    ready = _ready(info)
-    weights = {}
-    for version, weight in routing.split.items():
-        if str(int(version)) not in ready or weight < 0:
             logger.error(
                 "%s: split weight for version %s ignored (not a ready version, or negative)",
                 name,
                 version,
             )
-            continue
-        weights[str(int(version))] = weight
-    if routing.split and not any(weights.values()):
+            del policy.weights[version]
+    if had_split and not any(policy.weights.values()):
         logger.error("%s: no usable split weight; serving the default version", name)
-        weights = {}
-    policy = pb.RoutingPolicy(
-        labels={label: str(v) for label, v in routing.labels.items()},
-        weights=weights,
-        sticky=routing.sticky,
-    )
-    if routing.shadow is not None:
-        if str(routing.shadow.version) in ready:
-            policy.shadow.version = str(routing.shadow.version)
-            policy.shadow.fraction = routing.shadow.fraction
-        else:
-            logger.error(
-                "%s: shadow version %s is not ready; no shadow", name, routing.shadow.version
-            )
+        policy.ClearField("weights")
+    if policy.HasField("shadow") and policy.shadow.version not in ready:
+        logger.error("%s: shadow version %s is not ready; no shadow", name, policy.shadow.version)
+        policy.ClearField("shadow")
     return policy
 
 
