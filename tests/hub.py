@@ -104,7 +104,8 @@ def up_command(models: Path, http_port: int, grpc_port: int, *extra: str) -> lis
 def wait_ready(
     hub: Hub, timeout_s: float = START_TIMEOUT_S, verify: ssl.SSLContext | bool = True
 ) -> None:
-    """Probe /v2/health/ready until it says yes, failing fast if `up` exits."""
+    """Probe /v2/health/ready until it says yes and the supervisor has printed its ready line
+    (which comes a moment after the gateway answers), failing fast if `up` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if hub.process.poll() is not None:
@@ -113,7 +114,7 @@ def wait_ready(
             )
         with contextlib.suppress(httpx.HTTPError):
             ready = httpx.get(f"{hub.http_url}/v2/health/ready", timeout=1.0, verify=verify)
-            if ready.status_code == 200:
+            if ready.status_code == 200 and "InferenceHub ready" in hub.output():
                 return
         time.sleep(0.1)
     raise TimeoutError(f"inferencehub up not ready after {timeout_s}s:\n{hub.output()}")

@@ -126,7 +126,8 @@ class Running:
 
 @contextlib.contextmanager
 def up(binary: Path, tmp: Path, *args: str, cwd: Path = ROOT) -> Iterator[Running]:
-    """`dist/inferencehub up ARGS` on free ports until it is ready; killed if a test fails."""
+    """`dist/inferencehub up ARGS` on free ports until it is ready and has said so; killed if a
+    test fails."""
     http_port, grpc_port = free_tcp_port(), free_tcp_port()
     log = tmp / "up.log"
     with log.open("w") as out:
@@ -147,8 +148,12 @@ def up(binary: Path, tmp: Path, *args: str, cwd: Path = ROOT) -> Iterator[Runnin
                 f"up exited with {process.returncode}:\n{running.output()}"
             )
             assert time.monotonic() < deadline, f"not ready in time:\n{running.output()}"
+            # The gateway answers ready a moment before the supervisor prints its ready line.
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{running.http_url}/v2/health/ready").status_code == 200:
+                if (
+                    httpx.get(f"{running.http_url}/v2/health/ready").status_code == 200
+                    and "InferenceHub ready" in running.output()
+                ):
                     break
             time.sleep(0.1)
         yield running
