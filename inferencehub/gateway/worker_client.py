@@ -82,6 +82,7 @@ class GrpcWorkerClient:
         self._refreshed_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._serving = False
+        self._reachable = True  # as last logged: see _note_reachable
 
     @property
     def serving(self) -> bool:
@@ -214,9 +215,22 @@ class GrpcWorkerClient:
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
-            return await call
+            reply = await call
         except grpc.aio.AioRpcError as exc:
             error = error_from_rpc(exc, "the worker")
             if isinstance(error, WorkerUnavailableError):
-                logger.warning("worker call failed: %s", exc.code().name)
+                self._note_reachable(False, exc.code().name)
             raise error from None
+        self._note_reachable(True)
+        return reply
+
+    def _note_reachable(self, reachable: bool, why: str = "") -> None:
+        """Log when the worker stops or starts answering, not on every failed call: the
+        signatures are refreshed each second, so a worker that is away would flood the log."""
+        if reachable == self._reachable:
+            return
+        self._reachable = reachable
+        if reachable:
+            logger.info("%s at %s answers again", self.name, self.address)
+        else:
+            logger.warning("%s at %s does not answer (%s); retrying", self.name, self.address, why)

@@ -169,15 +169,24 @@ def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
         plaintext.stderr
     )
     port = free_tcp_port()
-    log = (tmp_path / "worker.log").open("w")
-    remote = subprocess.Popen(
-        [
-            *cli, "--listen", f"127.0.0.1:{port}", "--models", str(root),
-            "--tls-cert", str(pki["worker_cert"]), "--tls-key", str(pki["worker_key"]),
-            "--client-ca", str(pki["ca"]),
-        ],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
-    )  # fmt: skip
+    worker_log = tmp_path / "worker.log"
+
+    def start_remote() -> subprocess.Popen[bytes]:
+        with worker_log.open("a") as log:
+            return subprocess.Popen(
+                [
+                    *cli, "--listen", f"127.0.0.1:{port}", "--models", str(root),
+                    "--tls-cert", str(pki["worker_cert"]), "--tls-key", str(pki["worker_key"]),
+                    "--client-ca", str(pki["ca"]),
+                ],
+                stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+            )  # fmt: skip
+
+    def predict(hub: Hub) -> httpx.Response:
+        return httpx.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, timeout=30)
+
+    remote = start_remote()
     try:
         config = tmp_path / "gateway.toml"
         config.write_text(
@@ -192,8 +201,22 @@ def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
             assert set(worker_processes(hub)) == set()  # no local worker process
             (listed,) = status(hub)["workers"]
             assert listed["address"] == f"127.0.0.1:{port}" and listed["serving"]
-            reply = httpx.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, timeout=30)
-            assert reply.json()["outputs"][0]["data"] == [1, 2, 3, 4]
+            assert predict(hub).json()["outputs"][0]["data"] == [1, 2, 3, 4]
+
+            # The remote worker goes away: requests get a clear 503 at once, and the gateway
+            # says so once, not on every one of its per-second refreshes.
+            remote.send_signal(signal.SIGTERM)
+            assert remote.wait(timeout=30) == 0
+            wait_for(lambda: not status(hub)["workers"][0]["serving"], what="serving: false")
+            away = predict(hub)
+            assert away.status_code == 503, away.text
+            time.sleep(3.5)
+            assert hub.output().count("does not answer") == 1, hub.output()
+
+            # It comes back on the same address: served again, and the gateway says so.
+            remote = start_remote()
+            wait_for(lambda: predict(hub).status_code == 200, timeout_s=30, what="served again")
+            wait_for(lambda: "answers again" in hub.output(), what="the recovery logged")
 
         # A client with a certificate from another CA, or none, is refused by the worker.
         for cert, key in ((pki["intruder_cert"], pki["intruder_key"]), (None, None)):
@@ -213,10 +236,10 @@ def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
             with pytest.raises(grpc.RpcError):
                 stub.ListModels(pb.ListModelsRequest(), timeout=5)
     finally:
-        remote.send_signal(signal.SIGTERM)
+        if remote.poll() is None:
+            remote.send_signal(signal.SIGTERM)
         assert remote.wait(timeout=30) == 0
-        log.close()
-    assert "worker serving 1 model(s) on 127.0.0.1" in (tmp_path / "worker.log").read_text()
+    assert "worker serving 1 model(s) on 127.0.0.1" in worker_log.read_text()
 
 
 def test_up_without_any_worker_is_refused(tmp_path: Path) -> None:
