@@ -230,7 +230,12 @@ class GrpcWorkerClient:
         if reachable == self._reachable:
             return
         self._reachable = reachable
+        who = (
+            f"worker {self.address}"
+            if self.name == self.address
+            else f"{self.name} at {self.address}"
+        )
         if reachable:
-            logger.info("%s at %s answers again", self.name, self.address)
+            logger.info("%s answers again", who)
         else:
-            logger.warning("%s at %s does not answer (%s); retrying", self.name, self.address, why)
+            logger.warning("%s does not answer (%s); retrying", who, why)

@@ -230,8 +230,7 @@ class ModelRegistry:
             else:
                 routing = _prepare_routing(info, request.routing)
                 if path is not None:
-                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    path.write_text(json_format.MessageToJson(routing))
+                    _write_atomically(path, json_format.MessageToJson(routing))
             updated = pb.ModelInfo()
             updated.CopyFrom(info)
             updated.routing.CopyFrom(routing)
@@ -242,6 +241,32 @@ class ModelRegistry:
             json_format.MessageToDict(routing) or "default",
         )
         return updated
+
+    @property
+    def routing_dir(self) -> Path | None:
+        return self._routing_dir
+
+    async def follow_saved_routing(self, name: str) -> None:
+        """Adopt a routing file another worker sharing this data dir wrote (or removed): pods
+        behind one Service name then agree on a model's routing within a poll."""
+        async with self._loading:
+            info = self._infos.get(name)
+            entry = scan_model(self._root / name) if info is not None else None
+            if info is None or entry is None:
+                return
+            routing = _routing(entry, info, self._saved_routing(name))
+            if routing == info.routing:
+                return  # our own write, or nothing that changes the policy
+            updated = pb.ModelInfo()
+            updated.CopyFrom(info)
+            updated.routing.CopyFrom(routing)
+            self._infos[name] = updated
+        logger.info(
+            "routing of %s is now %s (changed in %s)",
+            name,
+            json_format.MessageToDict(routing) or "default",
+            self._routing_dir,
+        )
 
     def _routing_file(self, name: str) -> Path | None:
         return None if self._routing_dir is None else self._routing_dir / f"{name}.json"
@@ -382,6 +407,17 @@ def _routing(
     routing = pb.RoutingPolicy()
     routing.CopyFrom(saved)
     return _usable(routing, _ready(info), entry.name)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file and rename it into place: a worker sharing the directory
+    reads the old policy or the new one, never half of one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
 
 
 def _policy_from(config: RoutingConfig) -> pb.RoutingPolicy:

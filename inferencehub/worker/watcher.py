@@ -2,11 +2,16 @@
 ones drain. Polling (portable, no extra dependency) with a stability rule: a change is applied
 only once two consecutive polls see the same files, so a model.onnx still being copied is never
 loaded half-written. Copying into place with an atomic rename (`mv` within one filesystem) makes
-a new file visible complete and is applied at the next stable poll."""
+a new file visible complete and is applied at the next stable poll.
+
+It follows the saved routing policies too: workers that share a data dir (pods behind one
+Service, with the data dir on a shared volume) adopt a policy another one saved. Those files are
+written by rename, so they apply at the first poll that sees them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -81,10 +86,39 @@ class RepositoryWatcher:
         self._interval_s = interval_s
         self._applied = snapshot(root)
         self._previous = self._applied
+        self._routing = self._routing_files()
+
+    def _routing_files(self) -> dict[str, tuple[int, int, int]]:
+        """model name -> (inode, mtime, size) of its saved routing policy: each save renames a
+        new file into place, so the inode changes even when the time and size do not."""
+        directory = self._registry.routing_dir
+        if directory is None:
+            return {}
+        try:
+            paths = list(directory.glob("*.json"))
+        except OSError:
+            return {}
+        stamps = {}
+        for path in paths:
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                stamps[path.stem] = (info.st_ino, info.st_mtime_ns, info.st_size)
+        return stamps
+
+    async def _follow_routing(self) -> None:
+        current = await asyncio.to_thread(self._routing_files)
+        for name in sorted(set(current) | set(self._routing)):
+            if current.get(name) != self._routing.get(name):
+                try:
+                    await self._registry.follow_saved_routing(name)
+                except (HubError, OSError) as exc:
+                    logger.error("cannot follow the saved routing of %s: %s", name, exc)
+        self._routing = current
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
+            await self._follow_routing()
             current = await asyncio.to_thread(snapshot, self._root)
             for name in sorted(set(current) | set(self._applied)):
                 seen, before = current.get(name), self._previous.get(name)

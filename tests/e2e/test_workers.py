@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 
+from inferencehub.client import connect
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
 from tests.hub import Hub, cmdline, free_tcp_port, running_hub, wait_for
@@ -205,18 +206,20 @@ def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
 
             # The remote worker goes away: requests get a clear 503 at once, and the gateway
             # says so once, not on every one of its per-second refreshes.
+            before = len(hub.output())
             remote.send_signal(signal.SIGTERM)
             assert remote.wait(timeout=30) == 0
             wait_for(lambda: not status(hub)["workers"][0]["serving"], what="serving: false")
             away = predict(hub)
             assert away.status_code == 503, away.text
             time.sleep(3.5)
-            assert hub.output().count("does not answer") == 1, hub.output()
+            since = hub.output()[before:]
+            assert since.count(f"worker 127.0.0.1:{port} does not answer") == 1, since
 
             # It comes back on the same address: served again, and the gateway says so.
             remote = start_remote()
             wait_for(lambda: predict(hub).status_code == 200, timeout_s=30, what="served again")
-            wait_for(lambda: "answers again" in hub.output(), what="the recovery logged")
+            wait_for(lambda: "answers again" in hub.output()[before:], what="the recovery logged")
 
         # A client with a certificate from another CA, or none, is refused by the worker.
         for cert, key in ((pki["intruder_cert"], pki["intruder_key"]), (None, None)):
@@ -240,6 +243,91 @@ def test_a_remote_worker_over_mutual_tls(tmp_path: Path) -> None:
             remote.send_signal(signal.SIGTERM)
         assert remote.wait(timeout=30) == 0
     assert "worker serving 1 model(s) on 127.0.0.1" in worker_log.read_text()
+
+
+def test_worker_pods_behind_one_name_agree_on_routing(tmp_path: Path) -> None:
+    """A headless Service's pods, as one gRPC target: the gateway's calls take turns among
+    them, so a routing change reaches one pod. Pods that share a data dir (a shared volume in
+    k8s) adopt it from the saved file, and every request follows the new policy."""
+    root = tmp_path / "models"
+    scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
+    scale_model(root / "m" / "2" / "model.onnx", [2, 2, 2, 2])
+    pki = make_pki(tmp_path)
+    worker_config = tmp_path / "worker.toml"
+    worker_config.write_text(
+        f'data_dir = "{tmp_path / "shared"}"\n[worker]\nrepository_poll_s = 0.5\n'
+    )
+    ports = [free_tcp_port(), free_tcp_port()]
+    pods = []
+    for i, port in enumerate(ports):
+        argv = [
+            sys.executable, "-m", "inferencehub", "worker", "--listen", f"127.0.0.1:{port}",
+            "--models", str(root), "--config", str(worker_config),
+            "--tls-cert", str(pki["worker_cert"]), "--tls-key", str(pki["worker_key"]),
+            "--client-ca", str(pki["ca"]),
+        ]  # fmt: skip
+        with (tmp_path / f"pod-{i}.log").open("w") as log:
+            pods.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki["ca"].read_bytes(),
+        private_key=pki["gateway_key"].read_bytes(),
+        certificate_chain=pki["gateway_cert"].read_bytes(),
+    )
+
+    def pod_weights(port: int) -> dict[str, float] | None:
+        with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+            stub = inference_pb2_grpc.InferenceServiceStub(channel)
+            try:
+                reply = stub.ListModels(pb.ListModelsRequest(), timeout=5)
+            except grpc.RpcError:
+                return None  # not up yet
+        return {m.name: dict(m.routing.weights) for m in reply.models}.get("m")
+
+    def served_versions(hub: Hub) -> Counter[str]:
+        return Counter(
+            httpx.post(f"{hub.http_url}/v1/models/m/predict", json=BODY, timeout=30).headers[
+                "x-model-version"
+            ]
+            for _ in range(20)
+        )
+
+    try:
+        for port in ports:
+            wait_for(lambda port=port: pod_weights(port) == {}, 60, f"the pod on {port}")
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            "[supervisor]\nworkers = 0\n"
+            "[[gateway.remote_workers]]\n"
+            f'address = "ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"\n'
+            'server_name = "localhost"\n'
+            f'ca_cert = "{pki["ca"]}"\n'
+            f'client_cert = "{pki["gateway_cert"]}"\n'
+            f'client_key = "{pki["gateway_key"]}"\n'
+        )
+        with running_hub(root, tmp_path, "--config", str(config)) as hub:
+            assert served_versions(hub) == {"2": 20}  # the default: the highest version
+            with connect(hub.http_url) as client:
+                client.set_routing("m", split={"1": 100})
+                for port in ports:
+                    wait_for(lambda port=port: pod_weights(port) == {"1": 100}, 10, f"{port}")
+                # The gateway's view follows at its next refresh (1 s), then stays.
+                wait_for(lambda: served_versions(hub) == {"1": 20}, 10, "the gateway's view")
+                time.sleep(1.5)
+                assert served_versions(hub) == {"1": 20}
+
+                client.set_routing("m", reset=True)  # back to model.toml: removes the file
+                for port in ports:
+                    wait_for(lambda port=port: pod_weights(port) == {}, 10, f"{port} reset")
+                wait_for(lambda: served_versions(hub) == {"2": 20}, 10, "the gateway's view")
+                time.sleep(1.5)
+                assert served_versions(hub) == {"2": 20}
+    finally:
+        for pod in pods:
+            pod.send_signal(signal.SIGTERM)
+        assert [pod.wait(timeout=30) for pod in pods] == [0, 0]
+    logs = [(tmp_path / f"pod-{i}.log").read_text() for i in range(2)]
+    # Each change was made on one pod and adopted by the other from the shared file.
+    assert sum(log.count("(changed in") for log in logs) == 2, logs
 
 
 def test_up_without_any_worker_is_refused(tmp_path: Path) -> None:

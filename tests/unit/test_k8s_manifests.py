@@ -287,6 +287,14 @@ def check_worker(m: Manifests) -> None:
         for f in ("--tls-cert", "--tls-key", "--client-ca")
     }
     assert secrets == {"inferencehub-worker-tls"}, secrets
+    # Pods behind the one Service name share the data dir, where the routing policies are
+    # saved: a change that reached one pod reaches all (tests/e2e/test_workers.py).
+    env = {e["name"]: e.get("value") for e in only_container(worker).get("env", [])}
+    state = volume_at(worker, f"{env['XDG_DATA_HOME']}/inferencehub")
+    assert "persistentVolumeClaim" in state, "the data dir must be shared by the worker pods"
+    claim = m.one("PersistentVolumeClaim", state["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "pods on several nodes share it"
+    assert not state["_mount"].get("readOnly"), "the worker writes its routing there"
     assert "replicas" not in worker["spec"], (
         "the HPA owns the replicas: re-applying would reset them"
     )
@@ -364,9 +372,12 @@ def check_security(m: Manifests) -> None:
         assert ctx.get("readOnlyRootFilesystem") is True, name
         assert ctx.get("capabilities", {}).get("drop") == ["ALL"], name
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
-        for path in ("/tmp", env.get("XDG_DATA_HOME") or "(XDG_DATA_HOME unset)"):
-            vol = volume_at(doc, path)
-            assert "emptyDir" in vol and vol["_mount"]["mountPath"] == path, f"{name}: {path}"
+        tmp = volume_at(doc, "/tmp")
+        assert "emptyDir" in tmp and tmp["_mount"]["mountPath"] == "/tmp", f"{name}: /tmp"
+        data_home = env.get("XDG_DATA_HOME") or "(XDG_DATA_HOME unset)"
+        data = volume_at(doc, data_home)  # writable: a scratch emptyDir or the shared state
+        assert {"emptyDir", "persistentVolumeClaim"} & set(data), f"{name}: {data_home}"
+        assert data["_mount"]["mountPath"] == data_home and not data["_mount"].get("readOnly")
         resources = container["resources"]
         assert {"cpu", "memory"} <= set(resources["requests"]), name
         assert "memory" in resources["limits"], name
@@ -418,6 +429,13 @@ def _gateway(m: Manifests) -> dict[str, Any]:
 
 def _worker(m: Manifests) -> dict[str, Any]:
     return only_container(m.one("Deployment", WORKER))
+
+
+def _per_pod(m: Manifests, volume: str) -> None:
+    """Turn one of the worker's volumes into a per-pod emptyDir."""
+    (found,) = [v for v in pod_spec(m.one("Deployment", WORKER))["volumes"] if v["name"] == volume]
+    found.pop("persistentVolumeClaim")
+    found["emptyDir"] = {}
 
 
 def _set_arg(container: dict[str, Any], name: str, value: str) -> None:
@@ -527,6 +545,18 @@ BREAKAGES: list[tuple[str, Callable[[Manifests], None], Callable[[Manifests], No
     ("open-door", check_gateway_config, _toml("insecure = true", "insecure = false")),
     ("no-client-ca", check_worker, lambda m: _worker(m)["args"].remove("--client-ca")),
     ("models-writable", check_worker, lambda m: _worker(m)["volumeMounts"][0].pop("readOnly")),
+    (
+        "state-per-pod",
+        check_worker,
+        lambda m: _per_pod(m, "data"),
+    ),
+    (
+        "state-one-node",
+        check_worker,
+        lambda m: m.one("PersistentVolumeClaim", "inferencehub-state")["spec"].update(
+            accessModes=["ReadWriteOnce"]
+        ),
+    ),
     ("renamed-flag", check_cli_flags, lambda m: _set_flag(_worker(m), "--client-ca", "--ca")),
     ("flag-without-value", check_cli_flags, lambda m: _gateway(m)["args"].pop()),
     (
