@@ -6,10 +6,12 @@
    preprocessed tensor. Rounds alternate between the two set-ups; medians of the rounds.
 2. Isolation. A light model's batch-1 latency (EfficientNet-Lite0, one client in a loop) while
    a heavy one (Lite2 at batch 8, two clients in a loop) runs: both models in one worker vs
-   each in its own worker (placement), 1 ORT thread per session in both set-ups, plus the light
-   model alone as the baseline.
+   each in its own worker (placement), 1 ORT thread per session in both set-ups, then each in
+   its own worker pinned to a core of its own (placement `cpus`, on a machine with 2 or more),
+   plus the light model alone as the baseline.
 
-    python bench/scale.py [--seconds 8] [--rounds 3]     # results: bench/results/scale.md
+    python bench/scale.py [--seconds 8] [--rounds 3] [--only scaling|isolation]
+    # results: bench/results/scale.md (or --out)
 """
 
 from __future__ import annotations
@@ -204,6 +206,13 @@ def isolation(seconds: float, rounds: int, logs: Path) -> list[str]:
         "light + heavy in one worker": (one, True),
         "light + heavy, a worker each": (apart, True),
     }
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        pinned = (
+            f'[[supervisor.placement]]\nmodels = ["light"]\ncpus = [{cores[0]}]\n'
+            f'[[supervisor.placement]]\nmodels = ["heavy"]\ncpus = [{cores[1]}]\n'
+        )
+        setups["light + heavy, a worker each, pinned to a core each"] = (pinned, True)
     latencies: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(rounds):
         for name, (config, heavy) in setups.items():
@@ -222,16 +231,19 @@ def isolation(seconds: float, rounds: int, logs: Path) -> list[str]:
                     client.close()
     lines = [
         "| light model (Lite0, batch 1) while heavy (Lite2, batch 8, 2 clients) runs | p50 ms "
-        "| p99 ms | p50 vs alone |",
-        "|---|---:|---:|---:|",
+        "| p99 ms | p50 vs alone | p99 vs alone |",
+        "|---|---:|---:|---:|---:|",
     ]
-    alone = statistics.median(latencies["light alone (one worker)"])
+
+    def p99(samples: list[float]) -> float:
+        return sorted(samples)[int(0.99 * (len(samples) - 1))]
+
+    alone = latencies["light alone (one worker)"]
     for name, samples in latencies.items():
-        ordered = sorted(samples)
-        p50 = statistics.median(ordered)
+        p50 = statistics.median(samples)
         lines.append(
-            f"| {name} | {p50:.1f} | {ordered[int(0.99 * (len(ordered) - 1))]:.1f} | "
-            f"{p50 / alone:.2f}x |"
+            f"| {name} | {p50:.1f} | {p99(samples):.1f} | {p50 / statistics.median(alone):.2f}x "
+            f"| {p99(samples) / p99(alone):.2f}x |"
         )
     return lines
 
@@ -240,21 +252,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["scaling", "isolation"])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs:
         report = [
             f"# bench/scale.py: {args.rounds} rounds x {args.seconds:g} s, {os.cpu_count()} cores, "
             f"onnxruntime {ort.__version__}",
-            "",
-            "## Workers vs threads",
-            "",
-            *scaling(args.seconds, args.rounds, Path(logs)),
-            "",
-            "## Isolation by process",
-            "",
-            *isolation(args.seconds, args.rounds, Path(logs)),
         ]
+        if args.only in (None, "scaling"):
+            report += ["", "## Workers vs threads", ""]
+            report += scaling(args.seconds, args.rounds, Path(logs))
+        if args.only in (None, "isolation"):
+            report += ["", "## Isolation by process", ""]
+            report += isolation(args.seconds, args.rounds, Path(logs))
     text = "\n".join(report) + "\n"
     print(text)
     args.out.write_text(text)

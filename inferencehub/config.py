@@ -7,10 +7,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from inferencehub.errors import ConfigError
-from inferencehub.runtime import default_data_dir, default_models_dir
+from inferencehub.runtime import default_data_dir, default_models_dir, usable_cores
 
 DEFAULT_CONFIG_FILE = "inferencehub.toml"
 
@@ -21,6 +28,18 @@ ProviderChoice = Literal[
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR"],
     BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+
+def _distinct(cpus: list[int]) -> list[int]:
+    if len(set(cpus)) != len(cpus):
+        raise ValueError("each CPU may be listed once")
+    return sorted(cpus)
+
+
+# CPU cores to pin a worker to, e.g. [0, 1].
+CpuList = Annotated[
+    list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct)
 ]
 # Settings holding paths: relative ones in a config file are relative to that file.
 _PATH_KEYS = (
@@ -119,6 +138,11 @@ class WorkerSettings(_Section):
         description="When the named provider cannot run a model: fallback to the next (logged) "
         "or strict (the version fails to load).",
     )
+    cpus: CpuList | None = Field(
+        None,
+        description="CPU cores the worker runs on (Linux; default: any). Threads default to "
+        "their number.",
+    )
     cuda_device_id: int = Field(0, ge=0, description="GPU for CUDA and TensorRT.")
     coreml_compute_units: Literal["ALL", "CPUAndGPU", "CPUAndNeuralEngine", "CPUOnly"] = Field(
         "ALL", description="Where CoreML may run models."
@@ -134,6 +158,9 @@ class WorkerPlacement(_Section):
 
     models: list[str] | None = Field(None, description="Model names (default: every model).")
     cuda_device_id: int | None = Field(None, ge=0, description="GPU of this worker.")
+    cpus: CpuList | None = Field(
+        None, description="CPU cores of this worker (Linux): keeps it off the others' cores."
+    )
     intra_op_threads: int | None = Field(None, ge=0, description="ORT threads per session.")
     provider: ProviderChoice | None = Field(None, description="Execution provider.")
 
@@ -189,12 +216,13 @@ class Settings(_Section):
         no thread count set, each gets its share of the cores, so they do not oversubscribe."""
         overrides: dict[str, Any] = {
             key: value
-            for key in ("cuda_device_id", "intra_op_threads", "provider")
+            for key in ("cuda_device_id", "cpus", "intra_op_threads", "provider")
             if (value := getattr(placement, key)) is not None
         }
-        if local_workers > 1 and "intra_op_threads" not in overrides:
+        pinned = "cpus" in overrides  # its threads then default to its own cores (registry.py)
+        if local_workers > 1 and "intra_op_threads" not in overrides and not pinned:
             if not self.worker.intra_op_threads:
-                overrides["intra_op_threads"] = max(1, (os.cpu_count() or 1) // local_workers)
+                overrides["intra_op_threads"] = max(1, usable_cores() // local_workers)
         return self.model_copy(update={"worker": self.worker.model_copy(update=overrides)})
 
     def to_child_file(self, path: Path) -> None:

@@ -180,6 +180,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a CPU pin, taskset or a container's cpuset), which
+    may be fewer than the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def pin_to_cpus(cpus: Sequence[int]) -> None:
+    """Run this process, every thread it already has and every one it starts, on `cpus` only.
+
+    Raises:
+        ConfigError: the platform cannot pin (not Linux), or a CPU is not available here.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError("cpus needs Linux (CPU affinity); remove it from the placement")
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    if missing:
+        offered = ", ".join(str(c) for c in sorted(allowed))
+        raise ConfigError(f"cpus {missing} are not available here; this worker may use {offered}")
+    threads = [int(t) for t in os.listdir("/proc/self/task")]  # threads made by imports too
+    for thread in threads:
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(thread, set(cpus))
+
+
 def default_data_dir() -> Path:
     """Where API keys live unless configured: $XDG_DATA_HOME/inferencehub."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError, HubError
-from inferencehub.runtime import notify
+from inferencehub.runtime import notify, pin_to_cpus
 from inferencehub.v1 import inference_pb2_grpc
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.servicer import WorkerServicer
@@ -71,6 +71,13 @@ async def run_worker(
     Raises:
         HubError: the model repository cannot be read or the address cannot be bound.
     """
+    if settings.worker.cpus:
+        try:
+            pin_to_cpus(settings.worker.cpus)  # before ORT and gRPC start their threads
+        except HubError as exc:
+            notify(notify_fd, "error", message=exc.message)
+            raise
+        logger.info("worker pinned to CPUs %s", ", ".join(map(str, settings.worker.cpus)))
     routing_dir = settings.data_dir / "routing" if settings.data_dir else None
     registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir, only)
     health_servicer = health.aio.HealthServicer()

@@ -21,6 +21,7 @@ from inferencehub.errors import (
 )
 from inferencehub.protocol import canary
 from inferencehub.protocol.validation import missing_model_error, resolve_version
+from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
 from inferencehub.worker.onnx_model import OnnxModel
@@ -47,14 +48,15 @@ def release_free_memory() -> None:
     libc.malloc_trim(0)
 
 
-def pool_size(settings: WorkerSettings, cores: int | None = None) -> int:
+def pool_size(settings: WorkerSettings) -> int:
     """Threads for blocking work; concurrency per model is bounded by its instances."""
-    return settings.inference_threads or max(4, 2 * (cores or os.cpu_count() or 1))
+    return settings.inference_threads or max(4, 2 * usable_cores())
 
 
-def intra_op_threads(settings: WorkerSettings, instances: int, cores: int | None = None) -> int:
-    """ORT threads per session, so that a version's instances x threads fit the cores."""
-    return settings.intra_op_threads or max(1, (cores or os.cpu_count() or 1) // instances)
+def intra_op_threads(settings: WorkerSettings, instances: int) -> int:
+    """ORT threads per session, so that a version's instances x threads fit the cores this
+    worker may use (its pinned `cpus`, if any)."""
+    return settings.intra_op_threads or max(1, usable_cores() // instances)
 
 
 def provider_options(settings: WorkerSettings) -> ProviderOptions:

@@ -124,6 +124,44 @@ def test_placement_puts_each_model_in_its_own_worker(tmp_path: Path) -> None:
         assert httpx.post(f"{hub.http_url}/v2/repository/models/light/load").is_success
 
 
+def thread_affinities(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of a process may run on (one entry if they all agree)."""
+    return {
+        frozenset(os.sched_getaffinity(int(thread))) for thread in os.listdir(f"/proc/{pid}/task")
+    }
+
+
+def test_a_worker_pinned_to_cpus_runs_every_thread_there(tmp_path: Path) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    first, last = cores[0], cores[-1]  # the same one on a one-core machine
+    root = tmp_path / "models"
+    slow_batch_model(root / "heavy" / "1" / "model.onnx", iterations=20_000)
+    scale_model(root / "light" / "1" / "model.onnx", [1, 2, 3, 4])
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[[supervisor.placement]]\nmodels = ["heavy"]\ncpus = [{last}]\n'
+        f'[[supervisor.placement]]\nmodels = ["light"]\ncpus = [{first}]\n'
+    )
+    with running_hub(root, tmp_path, "--config", str(config)) as hub:
+        pids = worker_processes(hub)
+        heavy = httpx.post(f"{hub.http_url}/v1/models/heavy/predict", json=BODY, timeout=30)
+        assert heavy.json()["outputs"][0]["data"] == [20_001] * 4  # ORT's threads exist now
+        assert thread_affinities(pids["worker-0"]) == {frozenset({last})}
+        assert thread_affinities(pids["worker-1"]) == {frozenset({first})}
+        assert f"worker pinned to CPUs {last}" in hub.output()
+
+    # A core this machine does not offer stops `up` with a line that says so.
+    config.write_text(f"[[supervisor.placement]]\ncpus = [{max(cores) + 1000}]\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "inferencehub", "up", "--models", str(root), "--config",
+         str(config), "--http-port", str(free_tcp_port()), "--grpc-port", str(free_tcp_port())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert f"cpus [{max(cores) + 1000}] are not available here" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 

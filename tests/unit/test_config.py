@@ -96,9 +96,34 @@ def test_workers_placement_and_remote_workers(tmp_path: Path) -> None:
     assert first.models == ["big"] and second.models is None
     big = settings.for_worker(first, 2).worker
     assert big.cuda_device_id == 1
-    assert big.intra_op_threads == max(1, (os.cpu_count() or 1) // 2)  # a share of the cores
+    assert big.intra_op_threads == max(1, len(os.sched_getaffinity(0)) // 2)  # a share
     assert settings.for_worker(second, 2).worker.intra_op_threads == 3
     (remote,) = settings.gateway.remote_workers
     assert remote.ca_cert == tmp_path / "tls" / "ca.crt"  # relative to the config file
     assert len(load_settings(None, {"supervisor.workers": 3}).worker_placements()) == 3
     assert load_settings(None, {"supervisor.workers": 0}).worker_placements() == []
+
+
+def test_cpu_pins_are_distinct_cores_and_set_the_thread_default(tmp_path: Path) -> None:
+    from inferencehub.config import load_settings
+    from inferencehub.errors import ConfigError
+
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[[supervisor.placement]]\nmodels = ["heavy"]\ncpus = [3, 2]\n'
+        '[[supervisor.placement]]\nmodels = ["light"]\n'
+    )
+    settings = load_settings(config)
+    heavy, light = settings.worker_placements()
+    pinned = settings.for_worker(heavy, 2).worker
+    # Its threads are left to the worker, which counts the cores it is pinned to.
+    assert pinned.cpus == [2, 3] and pinned.intra_op_threads == 0
+    assert settings.for_worker(light, 2).worker.cpus is None
+    for bad, expected in (
+        ("[1, 1]", "each CPU may be listed once"),
+        ("[-1]", "greater than or equal to 0"),
+        ("[]", "at least 1"),
+    ):
+        config.write_text(f"[[supervisor.placement]]\ncpus = {bad}\n")
+        with pytest.raises(ConfigError, match=expected):
+            load_settings(config)
