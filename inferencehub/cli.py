@@ -120,7 +120,7 @@ def _refuse_open_door(settings: Settings) -> None:
         return
     assert settings.data_dir is not None
     try:
-        keys = KeyStore(settings.data_dir).load()
+        keys = KeyStore(settings.data_dir, settings.gateway.api_keys_file).load()
     except HubError as exc:
         _fail(exc.message, 2)
     if not keys:
@@ -639,7 +639,8 @@ def _key_store(data_dir: Path | None, config: Path | None) -> Any:
     except HubError as exc:
         _fail(exc.message, 2)
     assert settings.data_dir is not None
-    return KeyStore(settings.data_dir)
+    # An explicit --data-dir means its keys.json, whatever file the config names.
+    return KeyStore(settings.data_dir, None if data_dir else settings.gateway.api_keys_file)
 
 
 @keys_app.command("create")

@@ -48,6 +48,7 @@ _PATH_KEYS = (
     (None, "data_dir"),
     ("gateway", "tls_cert"),
     ("gateway", "tls_key"),
+    ("gateway", "api_keys_file"),
 )
 
 
@@ -89,6 +90,11 @@ class GatewaySettings(_Section):
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
     insecure: bool = Field(
         False, description="Allow a non-loopback host with no API keys (anyone may call)."
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="keys.json to read API keys from (default: <data_dir>/keys.json), e.g. "
+        "mounted from a Kubernetes Secret.",
     )
     rate_limit_per_s: float = Field(
         0.0, ge=0, description="Requests a second for the whole gateway (0: no limit)."

@@ -59,23 +59,31 @@ def parse_rate(text: str) -> float:
 
 
 class KeyStore:
-    """The keys file of a data directory."""
+    """The keys file of a data directory, or one named in the config (`gateway.api_keys_file`,
+    e.g. mounted from a Kubernetes Secret)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / KEYS_FILE
+    def __init__(self, data_dir: Path, file: Path | None = None) -> None:
+        self.path = file if file is not None else data_dir / KEYS_FILE
 
     def load(self) -> list[ApiKey]:
         """Every stored key ([] when there is no file).
 
+        The owner alone may write it and nobody else but the owner's group may read it: 0600,
+        as `keys create` writes it, or 0440 / 0640, as the kubelet mounts a Secret for the
+        pod's fsGroup. Anyone else who could write it could add a key.
+
         Raises:
-            ConfigError: the file is not ours to trust (not 0600) or is corrupt.
+            ConfigError: the file is not ours to trust or is corrupt.
         """
         try:
             info = self.path.stat()
         except FileNotFoundError:
             return []
-        if info.st_mode & 0o077:
-            raise ConfigError(f"{self.path} must be readable by its owner only (chmod 600)")
+        if info.st_mode & 0o027:
+            raise ConfigError(
+                f"{self.path} must be writable by its owner only and unreadable by others "
+                f"(mode {info.st_mode & 0o777:o}; chmod 600)"
+            )
         try:
             records = json.loads(self.path.read_text())
             return [

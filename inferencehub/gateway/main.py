@@ -135,7 +135,8 @@ async def run_gateway(
     dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight)
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(
-        KeyStore(settings.data_dir) if settings.data_dir else None, s.rate_limit_per_s
+        KeyStore(settings.data_dir, s.api_keys_file) if settings.data_dir else None,
+        s.rate_limit_per_s,
     )
     grpc_server = build_grpc_server(dataplane, health_servicer, max_message, authenticator)
     try:

@@ -18,7 +18,7 @@ from inferencehub.keys import KeyStore
 from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
-from tests.hub import free_tcp_port, running_hub, up_command
+from tests.hub import free_tcp_port, running_hub, up_command, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -99,6 +99,51 @@ def test_public_address_without_keys_is_refused(repository: Path, tmp_path: Path
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 with no API keys" in result.stderr
+
+
+def mount_like_a_secret(directory: Path, keys_json: bytes, generation: int) -> None:
+    """What the kubelet does with a Secret volume: files in a timestamped dir, mode 0440 for
+    the pod's fsGroup, reached through the `..data` symlink, which an update swaps atomically."""
+    payload = directory / f"..{generation}"
+    payload.mkdir()
+    (payload / "keys.json").write_bytes(keys_json)
+    (payload / "keys.json").chmod(0o440)
+    swap = directory / "..data_tmp"
+    swap.symlink_to(payload.name)
+    swap.replace(directory / "..data")
+    if not (directory / "keys.json").is_symlink():
+        (directory / "keys.json").symlink_to("..data/keys.json")
+
+
+def test_keys_from_a_mounted_secret_guard_a_public_address_and_rotate(
+    repository: Path, tmp_path: Path
+) -> None:
+    made = KeyStore(tmp_path / "made")  # `inferencehub keys create` on an admin's machine
+    old_key = made.create("old")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    mount_like_a_secret(secret, made.path.read_bytes(), 1)
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "empty"}"\n[gateway]\napi_keys_file = "secret/keys.json"\n'
+    )
+    # A public address is allowed: the keys come from the file the config names.
+    with running_hub(repository, tmp_path, "--config", str(config), "--host", "0.0.0.0") as hub:
+
+        def post(key: str | None) -> int:
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+            url = f"{hub.http_url}/v1/models/scale/predict"
+            return httpx.post(url, json=BODY, headers=headers, timeout=10).status_code
+
+        assert post(None) == 401
+        assert post(old_key) == 200
+        # Rotation: the Secret now holds a new key instead; the gateway follows within seconds.
+        made.revoke("old")
+        new_key = made.create("new")
+        mount_like_a_secret(secret, made.path.read_bytes(), 2)
+        wait_for(lambda: post(old_key) == 401, what="the old key refused")
+        assert post(new_key) == 200
+        assert "API keys: 1 active" in hub.output()
 
 
 def test_cli_creates_lists_and_revokes_keys(tmp_path: Path) -> None:

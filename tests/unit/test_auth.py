@@ -37,12 +37,28 @@ def test_names_are_unique_and_revocation_needs_a_known_name(tmp_path: Path) -> N
     assert store.load() == []
 
 
-def test_a_keys_file_open_to_others_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o620, 0o666])
+def test_a_keys_file_others_may_read_or_anyone_but_its_owner_write_is_refused(
+    tmp_path: Path, mode: int
+) -> None:
     store = KeyStore(tmp_path)
     store.create("a")
-    store.path.chmod(0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
+    store.path.chmod(mode)
+    with pytest.raises(ConfigError, match=f"mode {mode:o}; chmod 600"):
         store.load()
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o640, 0o440])
+def test_a_keys_file_its_group_may_read_is_trusted(tmp_path: Path, mode: int) -> None:
+    """The kubelet mounts a Secret's files 0440 for the pod's fsGroup."""
+    written = KeyStore(tmp_path)
+    written.create("a")
+    mounted = tmp_path / "secret" / "keys.json"
+    mounted.parent.mkdir()
+    mounted.write_bytes(written.path.read_bytes())
+    mounted.chmod(mode)
+    (key,) = KeyStore(tmp_path / "elsewhere", file=mounted).load()
+    assert key.name == "a"
 
 
 @pytest.mark.parametrize(("text", "per_s"), [("50/s", 50.0), ("120/min", 2.0), ("7", 7.0)])

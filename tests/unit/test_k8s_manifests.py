@@ -269,9 +269,14 @@ def check_gateway_config(m: Manifests) -> None:
         assert "secret" in vol and PurePosixPath(path).name == name, (
             f"{path}: not {name} of a Secret"
         )
-    # host 0.0.0.0 with no keys (the data dir is an emptyDir): `up` refuses unless insecure.
-    assert is_loopback(settings.gateway.host) or settings.gateway.insecure
     assert not is_loopback(settings.gateway.host), "a loopback host is unreachable from the Service"
+    # The door needs API keys, read from a Secret in a mode the key store trusts (keys.py).
+    assert not settings.gateway.insecure, "the cluster's door must not be open"
+    keys = settings.gateway.api_keys_file
+    assert keys is not None and keys.name == "keys.json", "gateway.api_keys_file names keys.json"
+    vol = volume_at(gateway, str(keys))
+    assert vol.get("secret", {}).get("secretName") == "inferencehub-api-keys", f"{keys}: no Secret"
+    assert not vol["secret"].get("defaultMode", 0o644) & 0o027, "the key store refuses that mode"
 
 
 def check_worker(m: Manifests) -> None:
@@ -431,6 +436,11 @@ def _worker(m: Manifests) -> dict[str, Any]:
     return only_container(m.one("Deployment", WORKER))
 
 
+def _secret_mode(m: Manifests, volume: str, mode: int) -> None:
+    (found,) = [v for v in pod_spec(m.one("Deployment", GATEWAY))["volumes"] if v["name"] == volume]
+    found["secret"]["defaultMode"] = mode
+
+
 def _per_pod(m: Manifests, volume: str) -> None:
     """Turn one of the worker's volumes into a per-pod emptyDir."""
     (found,) = [v for v in pod_spec(m.one("Deployment", WORKER))["volumes"] if v["name"] == volume]
@@ -542,7 +552,13 @@ BREAKAGES: list[tuple[str, Callable[[Manifests], None], Callable[[Manifests], No
     ),
     ("remote-host", check_gateway_config, _toml("inferencehub-worker:9000", "worker:9000")),
     ("client-key-path", check_gateway_config, _toml("/tls/tls.key", "/certs/tls.key")),
-    ("open-door", check_gateway_config, _toml("insecure = true", "insecure = false")),
+    ("open-door", check_gateway_config, _toml("api_keys_file", "insecure = true\n#")),
+    (
+        "keys-outside-the-secret",
+        check_gateway_config,
+        _toml("/etc/inferencehub/keys/keys.json", "/var/lib/inferencehub/keys.json"),
+    ),
+    ("keys-readable-by-all", check_gateway_config, lambda m: _secret_mode(m, "api-keys", 0o444)),
     ("no-client-ca", check_worker, lambda m: _worker(m)["args"].remove("--client-ca")),
     ("models-writable", check_worker, lambda m: _worker(m)["volumeMounts"][0].pop("readOnly")),
     (
