@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import time
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from inferencehub.errors import ConfigError
+from inferencehub.runtime import write_private_atomically
 
 KEYS_FILE = "keys.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -94,12 +94,8 @@ class KeyStore:
             raise ConfigError(f"{self.path} is corrupt: {exc}") from None
 
     def _save(self, keys: list[ApiKey]) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump([asdict(k) for k in keys], f, indent=1)
-        os.replace(tmp, self.path)  # readers see the old file or the new one, whole
+        # A running gateway re-reads it: it must see the old file or the new one, whole.
+        write_private_atomically(self.path, json.dumps([asdict(k) for k in keys], indent=1))
 
     def create(
         self, name: str, rate_per_s: float | None = None, models: tuple[str, ...] | None = None

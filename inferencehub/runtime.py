@@ -180,6 +180,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def write_private_atomically(path: Path, text: str) -> None:
+    """Write a file only this user may read (0600), creating its directory (0700) if needed,
+    by renaming a finished sibling into place: readers (another process, another pod sharing
+    the directory) see the old contents or the new, never half. The sibling's name carries the
+    pid, so two writers never share one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
 def usable_cores() -> int:
     """The cores this process may run on (a CPU pin, taskset or a container's cpuset), which
     may be fewer than the machine has."""

@@ -7,10 +7,11 @@ status view). Stdlib only: the supervisor stays lean.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from inferencehub.runtime import write_private_atomically
 
 STATE_FILE = "state.json"
 
@@ -43,12 +44,8 @@ class HubState:
 
 
 def write_state_atomic(path: Path, state: HubState) -> None:
-    """Readers never see half a file: write a sibling, then rename over (0600)."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(state), f)
-    os.replace(tmp, path)
+    """Readers never see half a file (0600)."""
+    write_private_atomically(path, json.dumps(asdict(state)))
 
 
 def read_state(path: Path) -> dict[str, Any] | None:

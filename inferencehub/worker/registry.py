@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ from inferencehub.errors import (
 )
 from inferencehub.protocol import canary
 from inferencehub.protocol.validation import missing_model_error, resolve_version
-from inferencehub.runtime import usable_cores
+from inferencehub.runtime import usable_cores, write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
 from inferencehub.worker.onnx_model import OnnxModel
@@ -232,17 +231,8 @@ class ModelRegistry:
             else:
                 routing = _prepare_routing(info, request.routing)
                 if path is not None:
-                    _write_atomically(path, json_format.MessageToJson(routing))
-            updated = pb.ModelInfo()
-            updated.CopyFrom(info)
-            updated.routing.CopyFrom(routing)
-            self._infos[request.name] = updated
-        logger.info(
-            "routing of %s is now %s",
-            request.name,
-            json_format.MessageToDict(routing) or "default",
-        )
-        return updated
+                    write_private_atomically(path, json_format.MessageToJson(routing))
+            return self._adopt(info, routing)
 
     @property
     def routing_dir(self) -> Path | None:
@@ -257,18 +247,18 @@ class ModelRegistry:
             if info is None or entry is None:
                 return
             routing = _routing(entry, info, self._saved_routing(name))
-            if routing == info.routing:
-                return  # our own write, or nothing that changes the policy
-            updated = pb.ModelInfo()
-            updated.CopyFrom(info)
-            updated.routing.CopyFrom(routing)
-            self._infos[name] = updated
-        logger.info(
-            "routing of %s is now %s (changed in %s)",
-            name,
-            json_format.MessageToDict(routing) or "default",
-            self._routing_dir,
-        )
+            if routing != info.routing:  # else our own write, or no change to the policy
+                self._adopt(info, routing, f" (changed in {self._routing_dir})")
+
+    def _adopt(self, info: pb.ModelInfo, routing: pb.RoutingPolicy, why: str = "") -> pb.ModelInfo:
+        """Serve the model with this routing from now on (the caller holds the lock)."""
+        updated = pb.ModelInfo()
+        updated.CopyFrom(info)
+        updated.routing.CopyFrom(routing)
+        self._infos[info.name] = updated
+        policy = json_format.MessageToDict(routing) or "default"
+        logger.info("routing of %s is now %s%s", info.name, policy, why)
+        return updated
 
     def _routing_file(self, name: str) -> Path | None:
         return None if self._routing_dir is None else self._routing_dir / f"{name}.json"
@@ -409,17 +399,6 @@ def _routing(
     routing = pb.RoutingPolicy()
     routing.CopyFrom(saved)
     return _usable(routing, _ready(info), entry.name)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file and rename it into place: a worker sharing the directory
-    reads the old policy or the new one, never half of one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(temporary, path)
 
 
 def _policy_from(config: RoutingConfig) -> pb.RoutingPolicy:
