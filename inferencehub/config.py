@@ -31,6 +31,12 @@ LogLevel = Annotated[
 ]
 
 
+def _arena_size(size: int) -> int:
+    if 0 < size < 1 << 20:
+        raise ValueError("must be 0 (no arena) or at least 1048576 (1 MiB)")
+    return size
+
+
 def _distinct(cpus: list[int]) -> list[int]:
     if len(set(cpus)) != len(cpus):
         raise ValueError("each CPU may be listed once")
@@ -109,6 +115,12 @@ class GatewaySettings(_Section):
         True,
         description="Send a request once more if the worker died while computing it "
         "(inference is idempotent), within the request's deadline.",
+    )
+    arena_bytes: Annotated[int, AfterValidator(_arena_size)] = Field(
+        128 * 1024 * 1024,
+        ge=0,
+        description="Shared memory per local worker that tensors cross the hop in, instead of "
+        "inside the gRPC messages (0: no arena; pages are used only as requests need them).",
     )
 
 

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 python -m grpc_tools.protoc -Iproto \
   --python_out=. --grpc_python_out=. --pyi_out=. \
   proto/inferencehub/v1/inference.proto \
+  proto/inferencehub/v1/hop.proto \
   proto/inferencehub/kserve/grpc_predict_v2.proto

@@ -214,8 +214,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             key = self._auth.authenticate(metadata.get("authorization"))
         except HubError as exc:
             return _refusal(GRPC_STATUS[exc.code], exc.message, handler)
-        if handler.unary_unary is None:
-            return handler  # streaming (server reflection): authenticated, no model to check
+        if key is None or handler.unary_unary is None:
+            # No keys configured: nothing to carry. Streaming (server reflection):
+            # authenticated, no model to check.
+            return handler
         inner = handler.unary_unary
 
         async def with_key(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
+import secrets
 import time
-import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
+from inferencehub.gateway.hop import take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
-from inferencehub.protocol.validation import resolve_version, validate_predict
+from inferencehub.protocol.validation import SignatureCheck, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
 
 if TYPE_CHECKING:
@@ -49,6 +52,12 @@ class DataPlane:
         self.traffic_stats = TrafficStats()
         self.metrics: RequestMetrics | None = None  # set by the Observer that exports them
         self._shadows: set[asyncio.Task[None]] = set()
+        # Signatures compiled per version, valid while the cached ModelInfo is the same object
+        # (the worker client replaces it when the signatures are refreshed).
+        self._checks: dict[tuple[str, str], tuple[pb.ModelInfo, SignatureCheck]] = {}
+        # Request ids: unique per gateway (random prefix) without a uuid4 per request.
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count(1)
 
     @property
     def in_flight(self) -> int:
@@ -98,8 +107,13 @@ class DataPlane:
         timeout_s: float | None = None,
         routing_key: str = "",
         protocol: str = "http",
+        payloads: Sequence[bytes | memoryview] | None = None,
     ) -> pb.PredictResponse:
         """Validate against the model's signature, pin the version, run it on the worker.
+
+        `payloads`: the inputs' bytes, one per `request.inputs` entry, when an adapter already
+        holds them apart from the message (they then go to the worker without being copied
+        into it); by default they are taken out of the tensors' `contents`.
 
         Raises:
             ModelNotFoundError: unknown model or version (naming those that exist).
@@ -110,8 +124,10 @@ class DataPlane:
         response: pb.PredictResponse | None = None
         code = "OK"
         if not request.request_id:
-            request.request_id = uuid.uuid4().hex
+            request.request_id = f"{self._id_prefix}{next(self._ids):016x}"
         current_request_id.set(request.request_id)
+        if payloads is None:
+            payloads = take_payloads(request)
         try:
             authorize_model(request.model_name)
             if self._in_flight >= self._max_in_flight:
@@ -121,7 +137,7 @@ class DataPlane:
                 )
             self._in_flight += 1
             try:
-                response = await self._predict(request, timeout_s, routing_key)
+                response = await self._predict(request, payloads, timeout_s, routing_key)
             finally:
                 self._in_flight -= 1
             return response
@@ -166,8 +182,21 @@ class DataPlane:
         known = {v.version for v in model.versions} if model is not None else set()
         return request.version if request.version in known else ""
 
+    def _signature(self, model: pb.ModelInfo, version: pb.ModelVersion) -> SignatureCheck:
+        key = (model.name, version.version)
+        cached = self._checks.get(key)
+        if cached is not None and cached[0] is model:
+            return cached[1]
+        check = SignatureCheck(version)
+        self._checks[key] = (model, check)
+        return check
+
     async def _predict(
-        self, request: pb.PredictRequest, timeout_s: float | None, routing_key: str
+        self,
+        request: pb.PredictRequest,
+        payloads: Sequence[bytes | memoryview],
+        timeout_s: float | None,
+        routing_key: str,
     ) -> pb.PredictResponse:
         model = await self._worker.model(request.model_name)
         key = current_key.get()
@@ -176,9 +205,14 @@ class DataPlane:
         response: pb.PredictResponse | None = None
         try:
             request.version = version.version  # the worker runs exactly what was validated
-            validate_predict(request, version)
+            check = self._signature(model, version)
+            check.check(request, [len(p) for p in payloads])
             response = await self._worker.predict(
-                request, self._timeout(request, timeout_s), version.max_queue_size
+                request,
+                self._timeout(request, timeout_s),
+                version.max_queue_size,
+                payloads,
+                check.output_bytes(request),
             )
             return response
         finally:
@@ -193,10 +227,14 @@ class DataPlane:
                 and shadow.version != version.version
                 and random.random() < shadow.fraction  # noqa: S311 - sampling, not security
             ):
-                self._mirror(model, request, response)
+                self._mirror(model, request, payloads, response)
 
     def _mirror(
-        self, model: pb.ModelInfo, request: pb.PredictRequest, primary: pb.PredictResponse | None
+        self,
+        model: pb.ModelInfo,
+        request: pb.PredictRequest,
+        payloads: Sequence[bytes | memoryview],
+        primary: pb.PredictResponse | None,
     ) -> None:
         """Send a copy to the shadow version after the real answer is ready, so the shadow
         never delays it; the copy's result is only counted."""
@@ -209,21 +247,30 @@ class DataPlane:
         copy.version = model.routing.shadow.version
         copy.request_id = f"{request.request_id}-shadow"
         copy.ClearField("timeout_s")
-        task = asyncio.create_task(self._run_shadow(model, copy, primary))
+        task = asyncio.create_task(self._run_shadow(model, copy, payloads, primary))
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
 
     async def _run_shadow(
-        self, model: pb.ModelInfo, request: pb.PredictRequest, primary: pb.PredictResponse | None
+        self,
+        model: pb.ModelInfo,
+        request: pb.PredictRequest,
+        payloads: Sequence[bytes | memoryview],
+        primary: pb.PredictResponse | None,
     ) -> None:
         counters = self.traffic_stats.counters(model.name, request.version)
         started = time.perf_counter()
         answer: pb.PredictResponse | None = None
         try:
             version = resolve_version(model, request.version)
-            validate_predict(request, version)
+            check = self._signature(model, version)
+            check.check(request, [len(p) for p in payloads])
             answer = await self._worker.predict(
-                request, self._default_timeout_s, version.max_queue_size
+                request,
+                self._default_timeout_s,
+                version.max_queue_size,
+                payloads,
+                check.output_bytes(request),
             )
         except HubError as exc:
             logger.debug("shadow request %s failed: %s", request.request_id, exc.message)

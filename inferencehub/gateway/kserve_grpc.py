@@ -59,12 +59,12 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> v2.ModelInferResponse:
         try:
-            predict = codec.predict_request_from_grpc(request)
+            predict, payloads = codec.predict_request_from_grpc(request)
         except HubError as exc:
             self._dataplane.refused(request.model_name, "grpc", exc)
             raise
         response = await self._dataplane.predict(
-            predict, context.time_remaining(), routing_key(context), "grpc"
+            predict, context.time_remaining(), routing_key(context), "grpc", payloads
         )
         return codec.infer_response_to_grpc(response, request.id)
 

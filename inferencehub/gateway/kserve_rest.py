@@ -31,10 +31,11 @@ def _flag(parameters: dict[str, Any], key: str) -> bool | None:
 
 def parse_infer_request(
     body: bytes, header_length: str | None, name: str, version: str
-) -> tuple[pb.PredictRequest, dict[str, bool], bool]:
+) -> tuple[pb.PredictRequest, list[bytes | memoryview], dict[str, bool], bool]:
     """A v2 REST infer body (JSON, optionally followed by binary tensor data) as a request.
 
-    Returns the request, which outputs were asked for in binary, and the default for others.
+    Returns the request, its inputs' bytes apart from it (binary parts as views of the body,
+    not copies), which outputs were asked for in binary, and the default for others.
 
     Raises:
         InvalidRequestError: malformed JSON, header length or binary sizes.
@@ -59,18 +60,24 @@ def parse_infer_request(
         ) from None
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise InvalidRequestError("infer body must be a JSON object with an 'inputs' list")
-    inputs, offset = [], 0
+    inputs: list[pb.Tensor] = []
+    payloads: list[bytes | memoryview] = []
+    offset = 0
     for index, item in enumerate(header["inputs"]):
         size = _parameters(item).get("binary_data_size") if isinstance(item, dict) else None
         if size is None:
-            inputs.append(tensor_from_json(index, item))
+            tensor = tensor_from_json(index, item)
+            payloads.append(tensor.contents)
+            tensor.ClearField("contents")
+            inputs.append(tensor)
             continue
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidRequestError(
                 f"inputs[{index}]: binary_data_size {size!r} runs past the {len(binary)} bytes "
                 "of binary data after the JSON header"
             )
-        inputs.append(_binary_tensor(index, item, bytes(binary[offset : offset + size])))
+        inputs.append(_binary_tensor(index, item))
+        payloads.append(binary[offset : offset + size])
         offset += size
     if offset != len(binary):
         raise InvalidRequestError(
@@ -103,16 +110,16 @@ def parse_infer_request(
         parameters={str(k): str(v) for k, v in parameters.items()},
         request_id=str(header.get("id", ""))[:128],
     )
-    return request, binary_outputs, bool(_flag(parameters, "binary_data_output"))
+    return request, payloads, binary_outputs, bool(_flag(parameters, "binary_data_output"))
 
 
-def _binary_tensor(index: int, item: dict[str, Any], contents: bytes) -> pb.Tensor:
+def _binary_tensor(index: int, item: dict[str, Any]) -> pb.Tensor:
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str) or not isinstance(datatype, str) or not isinstance(shape, list):
         raise InvalidRequestError(f"inputs[{index}] needs 'name', 'datatype' and 'shape'")
     if not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidRequestError(f"input '{name}': 'shape' must be a list of non-negative ints")
-    return pb.Tensor(name=name, datatype=datatype, shape=shape, contents=contents)
+    return pb.Tensor(name=name, datatype=datatype, shape=shape)
 
 
 def infer_response(
@@ -188,7 +195,7 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
         try:
             await dataplane.resolve(params["name"], params.get("version", ""))  # 404 first
             body = await read_body(request, max_request_bytes)
-            predict, binary_outputs, binary_default = parse_infer_request(
+            predict, payloads, binary_outputs, binary_default = parse_infer_request(
                 body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
             )
         except HubError as exc:
@@ -196,7 +203,7 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
             raise
         client_id = predict.request_id
         response = await dataplane.predict(
-            predict, routing_key=request.headers.get(ROUTING_KEY, "")[:256]
+            predict, routing_key=request.headers.get(ROUTING_KEY, "")[:256], payloads=payloads
         )
         return infer_response(response, client_id, binary_outputs, binary_default)
 

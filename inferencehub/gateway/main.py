@@ -82,6 +82,7 @@ def worker_clients(
             address,
             name=Path(address.removeprefix("unix://")).stem,  # worker, worker-0, ...
             retry_in_flight=s.retry_in_flight and count == 1,
+            arena_bytes=s.arena_bytes,
             **common,
         )
         for address in local

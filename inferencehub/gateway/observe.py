@@ -90,6 +90,7 @@ class RequestMetrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
+        self._bound: dict[tuple[str, str, str], _BoundSeries] = {}
 
     def observe(
         self,
@@ -100,24 +101,48 @@ class RequestMetrics:
         seconds: float,
         response: pb.PredictResponse | None,
     ) -> None:
-        self.requests.labels(model, version, protocol, code).inc()
+        series = self._bound.get((model, version, protocol))
+        if series is None:
+            series = self._bound[(model, version, protocol)] = _BoundSeries(
+                self, model, version, protocol
+            )
+        series.observe(code, seconds, response)
+
+
+class _BoundSeries:
+    """One (model, version, protocol)'s children, looked up once: `labels()` per request
+    costs a lock and a dict lookup per metric. Label values come from known models only."""
+
+    def __init__(self, metrics: RequestMetrics, model: str, version: str, protocol: str) -> None:
+        self._requests = metrics.requests
+        self._labels = (model, version, protocol)
+        self._codes: dict[str, Any] = {}
+        self.duration = metrics.duration.labels(model, version, protocol)
+        self.gateway = metrics.gateway.labels(model, version)
+        self.queue = metrics.queue.labels(model, version)
+        self.stages = [
+            metrics.compute.labels(model, version, stage)
+            for stage in ("preprocess", "inference", "postprocess")
+        ]
+        self.batch = metrics.batch.labels(model, version)
+
+    def observe(self, code: str, seconds: float, response: pb.PredictResponse | None) -> None:
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = self._requests.labels(*self._labels, code)
+        counter.inc()
         if response is None:
             return
-        self.duration.labels(model, version, protocol).observe(seconds)
+        self.duration.observe(seconds)
         timing = response.timing
-        worker_s = (
-            timing.queue_ms + timing.preprocess_ms + timing.inference_ms + timing.postprocess_ms
-        ) / 1e3
-        self.gateway.labels(model, version).observe(max(0.0, seconds - worker_s))
-        self.queue.labels(model, version).observe(timing.queue_ms / 1e3)
-        for stage, ms in (
-            ("preprocess", timing.preprocess_ms),
-            ("inference", timing.inference_ms),
-            ("postprocess", timing.postprocess_ms),
-        ):
-            self.compute.labels(model, version, stage).observe(ms / 1e3)
+        stages = (timing.preprocess_ms, timing.inference_ms, timing.postprocess_ms)
+        queue_ms = timing.queue_ms
+        self.gateway.observe(max(0.0, seconds - (queue_ms + sum(stages)) / 1e3))
+        self.queue.observe(queue_ms / 1e3)
+        for child, ms in zip(self.stages, stages, strict=True):
+            child.observe(ms / 1e3)
         if timing.batch_size:
-            self.batch.labels(model, version).observe(timing.batch_size)
+            self.batch.observe(timing.batch_size)
 
 
 @dataclass
@@ -187,13 +212,53 @@ class _ScrapeCollector(Collector):
             "Requests sent to each worker and not answered yet (the load the gateway balances).",
             labels=["worker"],
         )
-        for worker in observer.dataplane.workers():
+        workers = observer.dataplane.workers()
+        for worker in workers:
             serving.add_metric([worker["name"], worker["address"]], float(worker["serving"]))
             outstanding.add_metric([worker["name"]], worker["outstanding"])
         yield from (serving, outstanding)
+        yield from _hop_families(workers)
         yield from _process_families(scrape.processes)
         yield from _door_families(observer.authenticator)
         yield from _version_families(observer.dataplane, scrape.models)
+
+
+# (name, help, key in a worker's "hop" status, counter?)
+_HOP_SERIES = (
+    ("arena_bytes", "Size of the shared-memory arena the gateway shares with each worker.",
+     "arena_bytes", False),
+    ("arena_used_bytes", "Arena bytes held by requests now.", "arena_used_bytes", False),
+    ("arena_slots", "Requests holding an arena slot now.", "arena_slots", False),
+    ("arena_high_water_bytes", "Arena bytes ever touched (memory it really uses).",
+     "arena_high_water_bytes", False),
+    ("arena_refusals", "Requests refused because the arena was full (429).", "arena_refusals",
+     True),
+    ("hop_messages", "Messages sent to each worker (requests share them).", "messages_sent", True),
+    ("worker_hop_sessions", "Hop streams each worker has open.", "worker_sessions", False),
+    ("worker_arenas_mapped", "Arenas each worker maps (one per session, until its last request "
+     "lets go).", "worker_arenas_mapped", False),
+    ("worker_slots_held", "Arena slots each worker holds: requests it has not answered.",
+     "worker_slots_held", False),
+)  # fmt: skip
+
+
+def _hop_families(workers: list[dict[str, Any]]) -> Iterator[Any]:
+    """The hop, both sides: the gateway's arena use, and what each worker holds for it."""
+    for name, text, key, counter in _HOP_SERIES:
+        family_type = CounterMetricFamily if counter else GaugeMetricFamily
+        family = family_type(f"inferencehub_{name}", text, labels=["worker"])
+        for worker in workers:
+            family.add_metric([worker["name"]], worker["hop"][key])
+        yield family
+    requests = CounterMetricFamily(
+        "inferencehub_hop_requests",
+        "Requests sent to each worker, by where their tensor bytes travelled.",
+        labels=["worker", "path"],
+    )
+    for worker in workers:
+        requests.add_metric([worker["name"], "arena"], worker["hop"]["arena_requests"])
+        requests.add_metric([worker["name"], "inline"], worker["hop"]["inline_requests"])
+    yield requests
 
 
 def _process_families(processes: list[dict[str, Any]]) -> Iterator[Any]:

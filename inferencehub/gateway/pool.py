@@ -81,7 +81,12 @@ class WorkerPool:
         return info
 
     async def predict(
-        self, request: pb.PredictRequest, timeout_s: float, max_backlog: int = 0
+        self,
+        request: pb.PredictRequest,
+        timeout_s: float,
+        max_backlog: int = 0,
+        payloads: Sequence[bytes | memoryview] | None = None,
+        output_bytes: int = 0,
     ) -> pb.PredictResponse:
         """Least outstanding among the serving workers hosting the model; the next one when a
         worker is unavailable, while the deadline allows.
@@ -107,7 +112,7 @@ class WorkerPool:
             tried.add(worker.name)
             worker.outstanding += 1
             try:
-                return await worker.predict(request, remaining, max_backlog)
+                return await worker.predict(request, remaining, max_backlog, payloads, output_bytes)
             except WorkerUnavailableError as exc:
                 last = exc
                 logger.debug("worker %s unavailable, trying another: %s", worker.name, exc)
@@ -162,6 +167,7 @@ class WorkerPool:
                 "serving": w.serving,
                 "outstanding": w.outstanding,
                 "models": sorted(w.known_models()),
+                "hop": w.hop_status(),
             }
             for w in self.workers
         ]

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferencehub.errors import HubError, WorkerUnavailableError
-from inferencehub.gateway.coalescer import Coalescer
+from inferencehub.gateway.hop import HopClient, take_payloads
 from inferencehub.protocol.status import error_from_rpc
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb
@@ -27,9 +28,6 @@ CONTROL_TIMEOUT_S = 5.0
 HEALTH_TIMEOUT_S = 1.0
 # A cache miss may refresh the signatures at most this often (unknown names are cheap to send).
 MISS_REFRESH_INTERVAL_S = 1.0
-# Calls in flight per model version on the hop, and requests per call (see coalescer.py).
-HOP_MAX_CALLS = 2
-HOP_MAX_BATCH = 64
 
 
 class GrpcWorkerClient:
@@ -45,7 +43,10 @@ class GrpcWorkerClient:
         name: str = "worker",
         credentials: grpc.ChannelCredentials | None = None,
         server_name: str | None = None,
+        arena_bytes: int = 0,
     ) -> None:
+        """A local worker (unix://) shares an arena of `arena_bytes` (0: none) with this client,
+        created in the socket's private directory where it cannot be a memfd."""
         self.name = name
         self.address = address
         options: list[tuple[str, int | str]] = [
@@ -70,10 +71,12 @@ class GrpcWorkerClient:
         )
         self.outstanding = 0  # requests sent and not answered: the pool's load measure
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
-        self._coalescer = Coalescer(
-            self._stub,
-            max_calls=HOP_MAX_CALLS,
-            max_batch=HOP_MAX_BATCH,
+        local = address.startswith("unix://") and credentials is None
+        self._hop = HopClient(
+            self._channel,
+            name=name,
+            arena_bytes=arena_bytes if local else 0,
+            arena_dir=Path(address.removeprefix("unix://")).parent if local else None,
             wait_ready=self._wait_ready if retry_in_flight else None,
         )
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -82,6 +85,7 @@ class GrpcWorkerClient:
         self._refreshed_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._serving = False
+        self._worker_hop = pb.HopStatistics()
         self._reachable = True  # as last logged: see _note_reachable
 
     @property
@@ -102,7 +106,7 @@ class GrpcWorkerClient:
         self._refresher = asyncio.create_task(self._follow(), name="worker-metadata")
 
     async def close(self) -> None:
-        await self._coalescer.close()
+        await self._hop.close()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -162,9 +166,15 @@ class GrpcWorkerClient:
             return False
 
     async def predict(
-        self, request: pb.PredictRequest, timeout_s: float, max_backlog: int = 0
+        self,
+        request: pb.PredictRequest,
+        timeout_s: float,
+        max_backlog: int = 0,
+        payloads: Sequence[bytes | memoryview] | None = None,
+        output_bytes: int = 0,
     ) -> pb.PredictResponse:
-        """Run a request on the worker within `timeout_s` (coalesced with concurrent ones).
+        """Run a request on the worker within `timeout_s` (see HopClient.predict); without
+        `payloads`, the inputs' bytes are taken out of the request's tensors.
 
         Raises:
             HubError: whatever the worker answered, or WorkerUnavailableError at once while
@@ -172,16 +182,30 @@ class GrpcWorkerClient:
         """
         if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             raise WorkerUnavailableError("the worker is unavailable (restarting?); retry shortly")
-        request.timeout_s = timeout_s
-        return await self._coalescer.predict(request, max_backlog)
+        if payloads is None:
+            payloads = take_payloads(request)
+        return await self._hop.predict(request, payloads, timeout_s, max_backlog, output_bytes)
 
     @property
-    def coalescer(self) -> Coalescer:
-        return self._coalescer
+    def hop(self) -> HopClient:
+        return self._hop
+
+    def hop_status(self) -> dict[str, int]:
+        """The hop as this gateway sees it, and what the worker holds for its gateways (as of
+        the last statistics call: /metrics and /v1/status make one before they read this)."""
+        held = self._worker_hop
+        return {
+            **self._hop.occupancy(),
+            "worker_sessions": held.sessions,
+            "worker_arenas_mapped": held.arenas_mapped,
+            "worker_requests_held": held.requests_held,
+            "worker_slots_held": held.slots_held,
+        }
 
     async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
         request = pb.ModelStatisticsRequest(name=name, version=version)
         reply = await self._call(self._stub.ModelStatistics(request, timeout=CONTROL_TIMEOUT_S))
+        self._worker_hop = reply.hop
         return list(reply.versions)
 
     async def load_model(self, name: str, timeout_s: float) -> pb.ModelInfo:

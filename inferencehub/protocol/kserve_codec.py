@@ -82,8 +82,12 @@ def _typed_contents_to_bytes(tensor: v2.ModelInferRequest.InferInputTensor) -> b
         ) from None
 
 
-def predict_request_from_grpc(request: v2.ModelInferRequest) -> pb.PredictRequest:
-    """A v2 ModelInferRequest as the request the worker runs.
+def predict_request_from_grpc(
+    request: v2.ModelInferRequest,
+) -> tuple[pb.PredictRequest, list[bytes]]:
+    """A v2 ModelInferRequest as the request the worker runs, and its inputs' bytes apart
+    (raw_input_contents as they came, typed contents encoded once): they go to the worker
+    without being copied into the message.
 
     Raises:
         InvalidRequestError: raw and typed contents are mixed or miscounted.
@@ -98,22 +102,17 @@ def predict_request_from_grpc(request: v2.ModelInferRequest) -> pb.PredictReques
         raise InvalidRequestError(
             "a request carries raw_input_contents and typed contents; use one or the other"
         )
-    inputs = []
-    for index, tensor in enumerate(request.inputs):
-        contents = raw[index] if raw else _typed_contents_to_bytes(tensor)
-        inputs.append(
-            pb.Tensor(
-                name=tensor.name, datatype=tensor.datatype, shape=tensor.shape, contents=contents
-            )
-        )
-    return pb.PredictRequest(
+    payloads = list(raw) if raw else [_typed_contents_to_bytes(t) for t in request.inputs]
+    predict = pb.PredictRequest(
         model_name=request.model_name,
         version=request.model_version,
-        inputs=inputs,
         outputs=[o.name for o in request.outputs],
         parameters=_string_parameters(request.parameters),
         request_id=request.id,
     )
+    for tensor in request.inputs:
+        predict.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+    return predict, payloads
 
 
 def infer_response_to_grpc(response: pb.PredictResponse, request_id: str) -> v2.ModelInferResponse:

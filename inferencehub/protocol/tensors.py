@@ -20,7 +20,7 @@ def encode_bytes_elements(elements: Sequence[bytes]) -> bytes:
     return b"".join(_LENGTH.pack(len(e)) + e for e in elements)
 
 
-def decode_bytes_elements(contents: bytes, count: int | None = None) -> list[bytes]:
+def decode_bytes_elements(contents: bytes | memoryview, count: int | None = None) -> list[bytes]:
     """Split serialized BYTES elements; `count` is checked when given.
 
     Raises:
@@ -74,23 +74,36 @@ def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
         InvalidRequestError: unknown datatype, negative dims, or contents that do not
             match the shape.
     """
-    shape = tuple(tensor.shape)
-    if any(d < 0 for d in shape):
-        raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {list(shape)}")
-    count = element_count(shape)
-    if tensor.datatype == BYTES:
-        elements = decode_bytes_elements(tensor.contents, count)
-        return np.array(elements, dtype=object).reshape(shape)
-    dtype = NUMPY_BY_DATATYPE.get(tensor.datatype)
+    return array_from_buffer(tensor.name, tensor.datatype, tensor.shape, tensor.contents)
+
+
+def array_from_buffer(
+    name: str, datatype: str, shape: Sequence[int], buffer: bytes | memoryview
+) -> np.ndarray:
+    """A tensor's bytes, wherever they lie (a message, the hop's arena), as numpy: a view
+    without a copy for numeric types, an object array of bytes for BYTES.
+
+    Raises:
+        InvalidRequestError: unknown datatype, negative dims, or bytes that do not match the
+            shape.
+    """
+    dims = tuple(shape)
+    if any(d < 0 for d in dims):
+        raise InvalidRequestError(f"input '{name}' has a negative dimension: {list(dims)}")
+    count = element_count(dims)
+    if datatype == BYTES:
+        elements = decode_bytes_elements(buffer, count)
+        return np.array(elements, dtype=object).reshape(dims)
+    dtype = NUMPY_BY_DATATYPE.get(datatype)
     if dtype is None:
         raise InvalidRequestError(
-            f"input '{tensor.name}' has unknown datatype '{tensor.datatype}'; "
+            f"input '{name}' has unknown datatype '{datatype}'; "
             f"expected one of {', '.join(sorted([*NUMPY_BY_DATATYPE, BYTES]))}"
         )
     expected = count * dtype.itemsize
-    if len(tensor.contents) != expected:
+    if len(buffer) != expected:
         raise InvalidRequestError(
-            f"input '{tensor.name}' has {len(tensor.contents)} bytes of contents; "
-            f"{tensor.datatype} {list(shape)} needs {expected}"
+            f"input '{name}' has {len(buffer)} bytes of contents; "
+            f"{datatype} {list(dims)} needs {expected}"
         )
-    return np.frombuffer(tensor.contents, dtype=dtype).reshape(shape)
+    return np.frombuffer(buffer, dtype=dtype).reshape(dims)

@@ -84,69 +84,127 @@ def missing_model_error(name: str, known: Sequence[str]) -> ModelNotFoundError:
     )
 
 
-def validate_predict(request: pb.PredictRequest, version: pb.ModelVersion) -> None:
+def validate_predict(
+    request: pb.PredictRequest, version: pb.ModelVersion, sizes: Sequence[int] | None = None
+) -> None:
     """Refuse a request whose inputs do not match the version's signature, before any compute.
+
+    `sizes`: the byte length of each input when its bytes travel beside the message (the
+    hop's arena), else each tensor's `contents` is measured.
 
     Raises:
         InvalidRequestError: names the expected signature.
     """
-    expected = {spec.name: spec for spec in version.inputs}
-    seen: set[str] = set()
-    for tensor in request.inputs:
-        spec = expected.get(tensor.name)
-        if spec is None or tensor.name in seen:
-            problem = "is given twice" if tensor.name in seen else "is not an input of this model"
-            raise InvalidRequestError(
-                f"input '{tensor.name}' {problem}; expected: {describe_signature(version)}"
-            )
-        seen.add(tensor.name)
-        _check_tensor(tensor, spec, version)
-    missing = [name for name in expected if name not in seen]
-    if missing:
-        raise InvalidRequestError(
-            f"missing input(s) {', '.join(missing)}; expected: {describe_signature(version)}"
-        )
-    outputs = {spec.name for spec in version.outputs}
-    for name in request.outputs:
-        if name not in outputs:
-            raise InvalidRequestError(
-                f"requested output '{name}' does not exist; outputs: {', '.join(sorted(outputs))}"
-            )
+    SignatureCheck(version).check(request, sizes)
 
 
-def _check_tensor(tensor: pb.Tensor, spec: pb.TensorSpec, version: pb.ModelVersion) -> None:
-    shape = list(tensor.shape)
+class SignatureCheck:
+    """A version's signature compiled once, so each request costs a few lookups (the gateway
+    and the worker check every request; see `validate_predict`)."""
+
+    __slots__ = ("_inputs", "_outputs", "_specs", "version")
+
+    def __init__(self, version: pb.ModelVersion) -> None:
+        self.version = version
+        self._inputs = {spec.name: spec for spec in version.inputs}
+        self._outputs = frozenset(spec.name for spec in version.outputs)
+        self._specs = {spec.name: (spec.datatype, tuple(spec.shape)) for spec in version.inputs}
+
+    def check(self, request: pb.PredictRequest, sizes: Sequence[int] | None = None) -> None:
+        """Raises InvalidRequestError naming the expected signature."""
+        seen: set[str] = set()
+        for index, tensor in enumerate(request.inputs):
+            name = tensor.name
+            spec = self._inputs.get(name)
+            if spec is None or name in seen:
+                problem = "is given twice" if name in seen else "is not an input of this model"
+                raise InvalidRequestError(
+                    f"input '{name}' {problem}; expected: {describe_signature(self.version)}"
+                )
+            seen.add(name)
+            size = sizes[index] if sizes is not None else None
+            _check_tensor(tensor, spec, self._specs[name], self.version, size)
+        if len(seen) != len(self._inputs):
+            missing = [name for name in self._inputs if name not in seen]
+            raise InvalidRequestError(
+                f"missing input(s) {', '.join(missing)}; "
+                f"expected: {describe_signature(self.version)}"
+            )
+        for name in request.outputs:
+            if name not in self._outputs:
+                raise InvalidRequestError(
+                    f"requested output '{name}' does not exist; "
+                    f"outputs: {', '.join(sorted(self._outputs))}"
+                )
+
+    def output_bytes(self, request: pb.PredictRequest) -> int:
+        """Bytes the request's numeric outputs will take where the signature fixes their size
+        (every dim static, or the first one the batch size); BYTES outputs and outputs of
+        other dynamic sizes are left out (they travel inline)."""
+        wanted = set(request.outputs) or self._outputs
+        batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
+        total = 0
+        for spec in self.version.outputs:
+            if spec.name not in wanted:
+                continue
+            dtype = NUMPY_BY_DATATYPE.get(spec.datatype)
+            shape = list(spec.shape)
+            if shape and shape[0] < 0 and self.version.max_batch_size:
+                shape[0] = batch
+            if dtype is None or any(d < 0 for d in shape):
+                continue
+            total += align_to(element_count(shape) * dtype.itemsize, OUTPUT_ALIGN)
+        return total
+
+
+# Outputs are laid out at this alignment (the hop arena's): output_bytes() counts the padding.
+OUTPUT_ALIGN = 64
+
+
+def align_to(n: int, alignment: int) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+def _check_tensor(
+    tensor: pb.Tensor,
+    spec: pb.TensorSpec,
+    expected: tuple[str, tuple[int, ...]],
+    version: pb.ModelVersion,
+    size: int | None,
+) -> None:
+    shape = tuple(tensor.shape)
     if any(d < 0 for d in shape):
-        raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {shape}")
+        raise InvalidRequestError(f"input '{tensor.name}' has a negative dimension: {list(shape)}")
     if version.max_batch_size and shape and shape[0] > version.max_batch_size:
         raise InvalidRequestError(
             f"input '{tensor.name}' has batch size {shape[0]}; this model takes at most "
             f"{version.max_batch_size} (max_batch_size in model.toml)"
         )
-    if tensor.datatype == BYTES and version.image.input == tensor.name:
+    datatype = tensor.datatype
+    if datatype == BYTES and version.image.input == tensor.name:
         if len(shape) != 1 or shape[0] < 1:
             raise InvalidRequestError(
                 f"input '{tensor.name}' as encoded images must have shape [N] with N >= 1, "
-                f"got {shape}"
+                f"got {list(shape)}"
             )
         return
+    want_type, want_shape = expected
     signature = f"{spec.datatype} {list(spec.shape)}"
-    if tensor.datatype != spec.datatype:
+    if datatype != want_type:
         raise InvalidRequestError(
-            f"input '{tensor.name}' has datatype {tensor.datatype or '(none)'}; "
-            f"expected {signature}"
+            f"input '{tensor.name}' has datatype {datatype or '(none)'}; expected {signature}"
         )
-    if len(shape) != len(spec.shape) or any(
-        want >= 0 and got != want for got, want in zip(shape, spec.shape, strict=True)
+    if len(shape) != len(want_shape) or any(
+        want >= 0 and got != want for got, want in zip(shape, want_shape, strict=True)
     ):
         raise InvalidRequestError(
-            f"input '{tensor.name}' has shape {shape}; expected {signature} (-1 = any size)"
+            f"input '{tensor.name}' has shape {list(shape)}; expected {signature} (-1 = any size)"
         )
-    dtype = NUMPY_BY_DATATYPE.get(tensor.datatype)
+    dtype = NUMPY_BY_DATATYPE.get(datatype)
     if dtype is not None:
         need = element_count(shape) * dtype.itemsize
-        if len(tensor.contents) != need:
+        got = len(tensor.contents) if size is None else size
+        if got != need:
             raise InvalidRequestError(
-                f"input '{tensor.name}' carries {len(tensor.contents)} bytes; "
-                f"{tensor.datatype} {shape} needs {need}"
+                f"input '{tensor.name}' carries {got} bytes; {datatype} {list(shape)} needs {need}"
             )

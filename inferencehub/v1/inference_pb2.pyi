@@ -376,10 +376,24 @@ class VersionStatistics(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., last_inference_ms: _Optional[int] = ..., inference_count: _Optional[int] = ..., execution_count: _Optional[int] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., fail: _Optional[_Union[Duration, _Mapping]] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., compute_input: _Optional[_Union[Duration, _Mapping]] = ..., compute_infer: _Optional[_Union[Duration, _Mapping]] = ..., compute_output: _Optional[_Union[Duration, _Mapping]] = ..., batches: _Optional[_Iterable[_Union[BatchStatistics, _Mapping]]] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class ModelStatisticsResponse(_message.Message):
-    __slots__ = ("versions",)
+    __slots__ = ("versions", "hop")
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    HOP_FIELD_NUMBER: _ClassVar[int]
     versions: _containers.RepeatedCompositeFieldContainer[VersionStatistics]
-    def __init__(self, versions: _Optional[_Iterable[_Union[VersionStatistics, _Mapping]]] = ...) -> None: ...
+    hop: HopStatistics
+    def __init__(self, versions: _Optional[_Iterable[_Union[VersionStatistics, _Mapping]]] = ..., hop: _Optional[_Union[HopStatistics, _Mapping]] = ...) -> None: ...
+
+class HopStatistics(_message.Message):
+    __slots__ = ("sessions", "arenas_mapped", "requests_held", "slots_held")
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ARENAS_MAPPED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_HELD_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_HELD_FIELD_NUMBER: _ClassVar[int]
+    sessions: int
+    arenas_mapped: int
+    requests_held: int
+    slots_held: int
+    def __init__(self, sessions: _Optional[int] = ..., arenas_mapped: _Optional[int] = ..., requests_held: _Optional[int] = ..., slots_held: _Optional[int] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
     __slots__ = ("name",)

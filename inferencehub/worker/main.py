@@ -15,7 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError, HubError
 from inferencehub.runtime import notify, pin_to_cpus
-from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.v1 import hop_pb2_grpc, inference_pb2_grpc
+from inferencehub.worker.hop import HopServicer
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.servicer import WorkerServicer
 from inferencehub.worker.watcher import RepositoryWatcher
@@ -82,9 +83,13 @@ async def run_worker(
     registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir, only)
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
-    servicer = WorkerServicer(registry)
+    hop_servicer = HopServicer(
+        registry, lambda: servicer.ready, allow_arena=address.startswith("unix://")
+    )
+    servicer = WorkerServicer(registry, hop_servicer.counts)
     server = grpc.aio.server(options=message_options(settings.gateway.max_request_bytes + 65536))
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
+    hop_pb2_grpc.add_WorkerHopServicer_to_server(hop_servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
         if tls is not None:
@@ -125,5 +130,6 @@ async def run_worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await health_servicer.enter_graceful_shutdown()
+        await hop_servicer.drain(settings.worker.shutdown_grace_s)
         await server.stop(grace=settings.worker.shutdown_grace_s)
         await registry.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import onnxruntime as ort
 
 from inferencehub.errors import ConfigError, InternalError, InvalidRequestError
 from inferencehub.protocol.datatypes import BYTES, datatype_from_ort
-from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
+from inferencehub.protocol.tensors import array_from_buffer
+from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import synthetic_feeds
 from inferencehub.worker.preprocess import images_to_batch
@@ -36,9 +38,10 @@ def tensor_specs(args: list[ort.NodeArg]) -> list[pb.TensorSpec]:
 
 @dataclass(frozen=True, slots=True)
 class ItemResult:
-    """One request's share of a batch run."""
+    """One request's share of a batch run: outputs as ONNX Runtime made them (numpy), so the
+    caller writes them where they go (a message, or the hop's arena) with one copy."""
 
-    outputs: list[pb.Tensor]
+    outputs: list[tuple[str, np.ndarray]]
     classifications: list[pb.Classification]
 
 
@@ -129,6 +132,7 @@ class OnnxModel:
         if config.postprocess is not None:
             self._scores_output = self._check_scores_output(config.postprocess)
             self.info.top_k = config.postprocess.top_k
+        self.signature = SignatureCheck(self.info)
 
     def _max_batch_size(self, config: ModelConfig) -> int:
         """Models whose every input and output starts with a dynamic dimension are batchable."""
@@ -172,13 +176,26 @@ class OnnxModel:
     def batching(self) -> bool:
         return self.info.HasField("dynamic_batching")
 
-    def decode_inputs(self, request: pb.PredictRequest) -> dict[str, np.ndarray]:
+    def decode_inputs(
+        self, request: pb.PredictRequest, payloads: Sequence[bytes | memoryview] | None = None
+    ) -> dict[str, np.ndarray]:
         """The request's tensors as ONNX Runtime feeds (images decoded and preprocessed).
+
+        `payloads`: each input's bytes where they lie (the hop's arena: numeric inputs become
+        views, not copies); by default each tensor's `contents`.
 
         Raises:
             InvalidRequestError: an image cannot be decoded or a string is not UTF-8.
         """
-        return {tensor.name: self._decode_input(tensor) for tensor in request.inputs}
+        if payloads is None:
+            return {
+                tensor.name: self._decode_input(tensor, tensor.contents)
+                for tensor in request.inputs
+            }
+        return {
+            tensor.name: self._decode_input(tensor, payload)
+            for tensor, payload in zip(request.inputs, payloads, strict=True)
+        }
 
     @property
     def decoding_is_heavy(self) -> bool:
@@ -219,10 +236,7 @@ class OnnxModel:
             offset += size or 0
             items.append(
                 ItemResult(
-                    outputs=[
-                        tensor_from_numpy(n, np.asarray(a))
-                        for n, a in zip(wanted, part, strict=True)
-                    ],
+                    outputs=[(n, np.asarray(a)) for n, a in zip(wanted, part, strict=True)],
                     classifications=self._classify(dict(zip(wanted, part, strict=True))),
                 )
             )
@@ -238,18 +252,20 @@ class OnnxModel:
         names = [s.name for s in self.outputs]
         return dict(zip(names, self._sessions[instance].run(names, feeds), strict=True))
 
-    def _decode_input(self, tensor: pb.Tensor) -> np.ndarray:
+    def _decode_input(self, tensor: pb.Tensor, payload: bytes | memoryview) -> np.ndarray:
+        array = array_from_buffer(tensor.name, tensor.datatype, tensor.shape, payload)
         if (
             tensor.datatype == BYTES
             and self._image_size is not None
             and tensor.name == self._image_input
         ):
             assert self._config.preprocess is not None
-            encoded = list(tensor_to_numpy(tensor).reshape(-1))
             return images_to_batch(
-                encoded, self._config.preprocess, *self._image_size, self._max_image_pixels
+                list(array.reshape(-1)),
+                self._config.preprocess,
+                *self._image_size,
+                self._max_image_pixels,
             )
-        array = tensor_to_numpy(tensor)
         if tensor.datatype == BYTES:
             # NOTE: ONNX Runtime's string tensors take str; it would str() bytes into "b'..'".
             return _utf8_strings(tensor.name, array)

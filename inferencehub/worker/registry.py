@@ -339,6 +339,9 @@ class ModelRegistry:
             ModelNotFoundError: unknown model or version.
             ModelNotReadyError: the version failed to load.
         """
+        scheduler = self._models.get(name, {}).get(version)
+        if scheduler is not None and not self._infos[name].routing.labels:
+            return scheduler  # the gateway pins a loaded version: the common case, one lookup
         resolved = resolve_version(self.model_info(name), version)
         return self._models[name][resolved.version]
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -28,14 +30,21 @@ from inferencehub.errors import (
     WorkerUnavailableError,
 )
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.onnx_model import ItemResult, OnnxModel
+from inferencehub.worker.onnx_model import BatchRun, ItemResult, OnnxModel
 
 logger = logging.getLogger(__name__)
 
 
+# A batch whose ONNX Runtime run takes less than this (on average, lately) runs on the event
+# loop: handing it to a thread and back costs more than the run (a tiny MLP: ~20 us a run).
+INLINE_RUN_MAX_S = 200e-6
+# Weight of the newest run in that average.
+RUN_AVERAGE_WEIGHT = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    outputs: list[pb.Tensor]
+    outputs: list[tuple[str, np.ndarray]]
     classifications: list[pb.Classification]
     timing: pb.Timing
 
@@ -71,6 +80,7 @@ class ModelScheduler:
         self._queue: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
         self._closing = False
+        self._run_s = 1e-3  # recent ORT run time (moving average); starts on the pool
         self._runners = [
             asyncio.create_task(self._run_instance(i), name=f"{model.name}/{info.version}#{i}")
             for i in range(info.instances)
@@ -80,8 +90,25 @@ class ModelScheduler:
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def quick(self) -> bool:
+        """Runs are short lately and nothing waits for company: a caller may run what it
+        queued right away (run_queued) instead of waking a runner for it."""
+        return self._run_s < INLINE_RUN_MAX_S and not self._delay_s and not self._closing
+
+    def run_queued(self) -> None:
+        """Run everything queued now, on this thread, in as few batches as fit (quick
+        versions only: the event loop waits while ONNX Runtime runs)."""
+        loop = asyncio.get_running_loop()
+        while (batch := self._take_ready(loop)) is not None:
+            self._run(0, batch)
+
     async def submit(
-        self, request: pb.PredictRequest, timeout_s: float | None, arrived_ns: int
+        self,
+        request: pb.PredictRequest,
+        timeout_s: float | None,
+        arrived_ns: int,
+        payloads: Sequence[bytes | memoryview] | None = None,
     ) -> Prediction:
         """Decode, queue and wait for the request's share of a batch.
 
@@ -90,6 +117,18 @@ class ModelScheduler:
             DeadlineExceededError: the deadline passed before compute started.
             InvalidRequestError: inputs cannot be decoded or the model rejects them.
         """
+        self._admit()
+        if self.model.decoding_is_heavy:
+            loop = asyncio.get_running_loop()
+            feeds = await loop.run_in_executor(
+                self._executor, self.model.decode_inputs, request, payloads
+            )
+        else:
+            feeds = self.model.decode_inputs(request, payloads)
+        # A caller that gives up cancels this await, and so the future: the runner skips it.
+        return await self.enqueue(feeds, list(request.outputs), timeout_s, arrived_ns)
+
+    def _admit(self) -> None:
         if self._closing:
             raise WorkerUnavailableError(f"model '{self.model.name}' is being unloaded; retry")
         if len(self._queue) >= self._max_queue:
@@ -97,12 +136,26 @@ class ModelScheduler:
                 f"model '{self.model.name}' version {self.model.info.version} has "
                 f"{len(self._queue)} requests queued (max_queue_size); retry later"
             )
+
+    def enqueue(
+        self,
+        feeds: dict[str, np.ndarray],
+        outputs: list[str],
+        timeout_s: float | None,
+        arrived_ns: int,
+        *,
+        wake: bool = True,
+    ) -> asyncio.Future[Prediction]:
+        """Queue decoded feeds; the future gets the request's share of a batch. No coroutine
+        per request: the hop answers from the future's callback. `wake=False`: the caller
+        runs the queue itself (run_queued), so no runner is woken for it.
+
+        Raises:
+            OverloadedError: the queue is full.
+            WorkerUnavailableError: the version is being unloaded.
+        """
+        self._admit()
         loop = asyncio.get_running_loop()
-        if self.model.decoding_is_heavy:
-            feeds = await loop.run_in_executor(self._executor, self.model.decode_inputs, request)
-        else:
-            feeds = self.model.decode_inputs(request)
-        outputs = list(request.outputs)
         first = next(iter(feeds.values()), None)
         items = int(first.shape[0]) if first is not None and first.ndim and self._max_batch else 1
         pending = _Pending(
@@ -115,16 +168,16 @@ class ModelScheduler:
             deadline=None if timeout_s is None else loop.time() + timeout_s,
             future=loop.create_future(),
         )
+        pending.future.add_done_callback(functools.partial(self._count_failure, arrived_ns))
         self._queue.append(pending)
-        self._arrived.set()
-        try:
-            return await pending.future
-        except BaseException:
-            # Also a caller that gave up (deadline, disconnect): the runner skips the request
-            # if it has not started, and it counts as failed.
-            pending.future.cancel()
+        if wake:
+            self._arrived.set()
+        return pending.future
+
+    def _count_failure(self, arrived_ns: int, future: asyncio.Future[Prediction]) -> None:
+        """Errors, deadlines and callers that gave up count as failed requests."""
+        if future.cancelled() or future.exception() is not None:
             self.model.stats.record_failure(time.perf_counter_ns() - arrived_ns)
-            raise
 
     async def close(self) -> None:
         """Finish what is queued, then stop the runners (new requests are refused)."""
@@ -148,6 +201,16 @@ class ModelScheduler:
                 continue
             return pending
         return None
+
+    def _take_ready(self, loop: asyncio.AbstractEventLoop) -> list[_Pending] | None:
+        """The oldest live request and whatever queued fits its batch; nothing waits."""
+        first = self._next(loop)
+        if first is None:
+            return None
+        batch = [first]
+        if self._max_batch and first.items < self._max_batch:
+            self._take_compatible(batch, first.items, loop)
+        return batch
 
     async def _take_batch(self, loop: asyncio.AbstractEventLoop) -> list[_Pending] | None:
         while True:
@@ -199,6 +262,9 @@ class ModelScheduler:
             batch = await self._take_batch(loop)
             if batch is None:
                 return
+            if self._run_s < INLINE_RUN_MAX_S:
+                self._run(instance, batch)
+                continue
             started_ns = time.perf_counter_ns()
             try:
                 run = await loop.run_in_executor(
@@ -209,11 +275,30 @@ class ModelScheduler:
                     batch[0].outputs,
                 )
             except Exception as exc:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                self._fail(batch, exc)
                 continue
-            self._deliver(batch, run.items, started_ns, run.merged_ns, run.computed_ns, run.done_ns)
+            self._ran(batch, run, started_ns)
+
+    def _run(self, instance: int, batch: list[_Pending]) -> None:
+        """One batch on this thread: a thread hop costs more than a quick run."""
+        started_ns = time.perf_counter_ns()
+        try:
+            run = self.model.run(instance, [p.feeds for p in batch], batch[0].outputs)
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        self._ran(batch, run, started_ns)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: Exception) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    def _ran(self, batch: list[_Pending], run: BatchRun, started_ns: int) -> None:
+        run_s = (run.computed_ns - run.merged_ns) / 1e9
+        self._run_s += RUN_AVERAGE_WEIGHT * (run_s - self._run_s)
+        self._deliver(batch, run.items, started_ns, run.merged_ns, run.computed_ns, run.done_ns)
 
     def _deliver(
         self,

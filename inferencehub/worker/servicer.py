@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -12,9 +13,10 @@ from inferencehub import __version__
 from inferencehub.errors import ErrorCode, HubError, WorkerUnavailableError
 from inferencehub.logging import current_request_id
 from inferencehub.protocol.status import map_errors_to_grpc, status_number
-from inferencehub.protocol.validation import validate_predict
+from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.worker.hop import HopCounts
 from inferencehub.worker.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -28,8 +30,11 @@ CALLER_ERRORS = frozenset(
 class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     """Runs predictions; the gateway has validated already, but the worker trusts no caller."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self, registry: ModelRegistry, hop_counts: Callable[[], HopCounts] | None = None
+    ) -> None:
         self._registry = registry
+        self._hop_counts = hop_counts
         self.ready = False
 
     @map_errors_to_grpc
@@ -76,7 +81,7 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         current_request_id.set(request.request_id)
         try:
             scheduler = self._registry.get(request.model_name, request.version)
-            validate_predict(request, scheduler.model.info)
+            scheduler.model.signature.check(request)
             result = await scheduler.submit(request, timeout_s, arrived_ns)
         except HubError as exc:
             log = logger.debug if exc.code in CALLER_ERRORS else logger.warning
@@ -94,7 +99,7 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         return pb.PredictResponse(
             model_name=request.model_name,
             version=scheduler.model.info.version,
-            outputs=result.outputs,
+            outputs=[tensor_from_numpy(name, array) for name, array in result.outputs],
             classifications=result.classifications,
             request_id=request.request_id,
             timing=result.timing,
@@ -126,9 +131,20 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelStatisticsResponse:
-        return pb.ModelStatisticsResponse(
+        reply = pb.ModelStatisticsResponse(
             versions=self._registry.statistics(request.name, request.version)
         )
+        if self._hop_counts is not None:
+            counts = self._hop_counts()
+            reply.hop.CopyFrom(
+                pb.HopStatistics(
+                    sessions=counts.sessions,
+                    arenas_mapped=counts.arenas_mapped,
+                    requests_held=counts.requests_held,
+                    slots_held=counts.slots_held,
+                )
+            )
+        return reply
 
     @map_errors_to_grpc
     async def LoadModel(

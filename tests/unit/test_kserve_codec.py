@@ -10,7 +10,11 @@ from inferencehub.errors import InvalidRequestError
 from inferencehub.gateway.kserve_rest import infer_response, parse_infer_request
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.protocol import kserve_codec as codec
-from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
+from inferencehub.protocol.tensors import (
+    array_from_buffer,
+    encode_bytes_elements,
+    tensor_from_numpy,
+)
 from inferencehub.v1 import inference_pb2 as pb
 
 VERSION = pb.ModelVersion(
@@ -47,8 +51,9 @@ def test_raw_input_contents_pass_through_unchanged() -> None:
         outputs=[v2.ModelInferRequest.InferRequestedOutputTensor(name="y")],
     )
     request.parameters["priority"].int64_param = 3
-    predict = codec.predict_request_from_grpc(request)
-    assert predict.inputs[0].contents == raw
+    predict, payloads = codec.predict_request_from_grpc(request)
+    assert payloads == [raw]
+    assert predict.inputs[0].contents == b""  # the bytes travel beside the message
     assert (predict.model_name, predict.version, predict.request_id) == ("m", "2", "abc")
     assert list(predict.outputs) == ["y"]
     assert predict.parameters["priority"] == "3"
@@ -68,15 +73,16 @@ def test_raw_input_contents_pass_through_unchanged() -> None:
 def test_typed_contents_become_raw_bytes(datatype: str, field: str, values: list) -> None:
     tensor = infer_input("x", datatype, [2])
     getattr(tensor.contents, field).extend(values)
-    predict = codec.predict_request_from_grpc(v2.ModelInferRequest(inputs=[tensor]))
-    assert tensor_to_numpy(predict.inputs[0]).tolist() == values
+    predict, payloads = codec.predict_request_from_grpc(v2.ModelInferRequest(inputs=[tensor]))
+    tensor = predict.inputs[0]
+    assert array_from_buffer("x", tensor.datatype, tensor.shape, payloads[0]).tolist() == values
 
 
 def test_typed_bytes_contents_use_length_prefixes() -> None:
     tensor = infer_input("s", "BYTES", [2])
     tensor.contents.bytes_contents.extend([b"ab", b"c"])
-    predict = codec.predict_request_from_grpc(v2.ModelInferRequest(inputs=[tensor]))
-    assert predict.inputs[0].contents == encode_bytes_elements([b"ab", b"c"])
+    _, payloads = codec.predict_request_from_grpc(v2.ModelInferRequest(inputs=[tensor]))
+    assert payloads == [encode_bytes_elements([b"ab", b"c"])]
 
 
 def test_fp16_cannot_use_typed_contents() -> None:
@@ -163,11 +169,11 @@ def test_binary_extension_inputs_are_sliced_in_order() -> None:
         a.tobytes(),
         b.tobytes(),
     )
-    request, binary_outputs, default = parse_infer_request(body, length, "m", "")
+    request, payloads, binary_outputs, default = parse_infer_request(body, length, "m", "")
     assert [t.name for t in request.inputs] == ["a", "j", "b"]
-    assert request.inputs[0].contents == a.tobytes()
-    assert tensor_to_numpy(request.inputs[1]).tolist() == [5, 6]
-    assert request.inputs[2].contents == b.tobytes()
+    assert bytes(payloads[0]) == a.tobytes()
+    assert array_from_buffer("j", "INT32", [2], payloads[1]).tolist() == [5, 6]
+    assert bytes(payloads[2]) == b.tobytes()
     assert request.request_id == "r1"
     assert binary_outputs == {"y": True}
     assert default is False

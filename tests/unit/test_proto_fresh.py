@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOS = ("inferencehub/v1/inference.proto", "inferencehub/kserve/grpc_predict_v2.proto")
+PROTOS = (
+    "inferencehub/v1/inference.proto",
+    "inferencehub/v1/hop.proto",
+    "inferencehub/kserve/grpc_predict_v2.proto",
+)
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:

@@ -1,0 +1,597 @@
+"""The gateway's end of the hop: predictions to one worker over a long-lived WorkerHop stream.
+
+A unary gRPC call costs the gateway and the worker hundreds of microseconds of CPU in Python,
+far more than a small model's compute, and copying image-sized tensors through two protobuf
+stacks costs milliseconds. So each worker connection is one bidirectional stream (a session):
+requests ready together leave in one message, answers ready together come back in one, and for
+a worker on this machine the tensor bytes do not travel in the messages at all. They are
+written once into a slot of the session's shared-memory arena (protocol/arena.py); the message
+carries the slot, its generation and the spans of the tensors, and the worker writes outputs
+back into the slot when the signature says how much room they need.
+
+Who frees a slot: this client, when the worker's answer for it has been read, or when the
+session dies (then the whole arena goes, and a new session gets a new one). A caller that gives
+up (deadline, disconnect) does not free it: the worker may still be reading it. Small requests
+travel inline (a slot costs more than copying a few KB), and so does everything to a remote
+worker. A full arena is refused at once (RESOURCE_EXHAUSTED), never waited on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from inferencehub.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    HubError,
+    InternalError,
+    OverloadedError,
+    WorkerUnavailableError,
+)
+from inferencehub.protocol.arena import ALIGN, SharedArena, SlotAllocator, align
+from inferencehub.protocol.status import error_from_rpc, error_from_status
+from inferencehub.v1 import hop_pb2 as hop
+from inferencehub.v1 import hop_pb2_grpc
+from inferencehub.v1 import inference_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# A request whose tensors (inputs and expected outputs) add up to less than this travels
+# inline: measured with bench/hop.py, a slot costs more than copying that much through the
+# messages (see bench/README.md).
+INLINE_MAX_BYTES = 16 * 1024
+# Requests ready together share a message up to this much inline data.
+MESSAGE_SOFT_LIMIT = 4 << 20
+# Messages carrying a model version's requests that may be unanswered at once. Requests that
+# arrive meanwhile gather and leave together when it is answered: per message, not per
+# request, is what the stream costs. Per version, so a slow model never holds a fast one back.
+# (1 measured best on 2 cores for both a tiny MLP and SqueezeNet: bench/README.md.)
+SENDS_IN_FLIGHT = 1
+# Before it composes a message, the writer lets this many loop iterations pass: on an idle
+# loop that is a few microseconds, on a busy one it lets the requests being handled right now
+# join the message. MLP at c=64: 1.4 -> 3 requests per message, the same c=1 latency.
+GATHER_ITERATIONS = 8
+HELLO_TIMEOUT_S = 5.0
+# How long close() lets answers still on their way arrive.
+CLOSE_GRACE_S = 5.0
+
+
+class _Lane:
+    """One model version's requests: queued, and in how many messages in flight."""
+
+    __slots__ = ("backlog", "queue", "sends")
+
+    def __init__(self) -> None:
+        self.queue: deque[_Sending] = deque()
+        self.sends = 0  # messages with unanswered requests of this lane
+        self.backlog = 0  # requests queued or unanswered: what max_queue_size bounds
+
+
+class _Send:
+    """A lane's share of one message: in flight until each of its requests is answered."""
+
+    __slots__ = ("lane", "unanswered")
+
+    def __init__(self, lane: _Lane) -> None:
+        self.lane = lane
+        self.unanswered = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Sending:
+    """One request from the gateway's call until its answer (or its session's end)."""
+
+    request: pb.PredictRequest  # inputs' contents travel in `payloads`
+    payloads: Sequence[bytes | memoryview]
+    output_bytes: int
+    future: asyncio.Future[pb.PredictResponse]
+    deadline: float  # loop time
+    lane: _Lane
+    tag: int = 0
+    send: _Send | None = None
+    session: _Session | None = None
+    slot: int = 0  # 0: inline
+    generation: int = 0
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    output_space: tuple[int, int] = (0, 0)
+    inline_bytes: int = 0
+    retried: bool = False
+    done: bool = False  # answered or given up by its session: counted out of the backlog
+
+
+class _Session:
+    """One stream, and the arena it shares with the worker (None: everything inline)."""
+
+    def __init__(self, call: Any, arena: SharedArena | None, worker_pid: int) -> None:
+        self.call = call
+        self.arena = arena
+        self.slots = SlotAllocator(ALIGN, arena.size) if arena is not None else None
+        self.worker_pid = worker_pid
+        self.generations = itertools.count(1)
+        self.waiting: dict[int, _Sending] = {}
+        self.broken = False
+        self.idle = asyncio.Event()  # set when nothing is in flight (close() waits for it)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def place(self, item: _Sending) -> None:
+        """Write the inputs into a slot, or leave them inline.
+
+        Raises:
+            OverloadedError: the arena is full right now.
+        """
+        item.session = self
+        item.slot, item.spans, item.output_space = 0, [], (0, 0)
+        sizes = [len(p) for p in item.payloads]
+        data = sum(align(n) for n in sizes) + item.output_bytes
+        if self.slots is None or sum(sizes) + item.output_bytes < INLINE_MAX_BYTES:
+            item.inline_bytes = sum(sizes)
+            return
+        if data > self.slots.largest_possible():
+            item.inline_bytes = sum(sizes)  # larger than the whole arena: the messages carry it
+            return
+        slot = self.slots.allocate(data)
+        if slot is None:
+            raise OverloadedError(
+                f"the shared-memory arena to the worker is full ({self.slots.used >> 20} of "
+                f"{self.slots.capacity >> 20} MiB in {self.slots.slots} requests); retry shortly"
+            )
+        assert self.arena is not None
+        item.slot, item.generation = slot, next(self.generations)
+        self.arena.open_slot(slot, item.generation, data)
+        position = slot + ALIGN
+        for payload, size in zip(item.payloads, sizes, strict=True):
+            self.arena.write(position, payload)
+            item.spans.append((position, size))
+            position += align(size)
+        item.output_space = (position, item.output_bytes)
+        item.inline_bytes = 0
+
+    def free(self, item: _Sending) -> None:
+        if item.slot and item.session is self and self.slots is not None and not self.broken:
+            assert self.arena is not None
+            self.arena.close_slot(item.slot)
+            self.slots.free(item.slot)
+        item.slot = 0
+
+    def response(self, item: _Sending, result: hop.HopResult) -> pb.PredictResponse:
+        """The answer, its outputs read out of the slot.
+
+        Raises:
+            InternalError: an output span lies outside the room this request was given.
+        """
+        response = result.response
+        start, length = item.output_space
+        for tensor, span in zip(response.outputs, result.outputs, strict=False):
+            if not span.length:
+                continue
+            if self.arena is None or not (
+                start <= span.offset and span.offset + span.length <= start + length
+            ):
+                raise InternalError("the worker wrote an output outside the request's slot")
+            tensor.contents = self.arena.read(span.offset, span.length)
+        return response
+
+    def close(self) -> None:
+        self.broken = True
+        self.idle.set()
+        for task in self.tasks:
+            task.cancel()
+        self.call.cancel()
+        if self.arena is not None:
+            self.arena.close()
+
+
+class HopClient:
+    """Sends predictions to one worker, many per message, over one stream at a time."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        name: str,
+        arena_bytes: int,
+        arena_dir: Path | None,
+        wait_ready: Callable[[float], Awaitable[bool]] | None = None,
+    ) -> None:
+        """`arena_dir` (the private runtime dir) is where a local worker's arena may live;
+        None for a remote worker: inline only. `wait_ready(timeout)` waits for a restarted
+        worker; with it, requests in flight when the session broke are sent once more
+        (inference is idempotent), within their deadlines."""
+        self._stub = hop_pb2_grpc.WorkerHopStub(channel)
+        self._name = name
+        self._arena_bytes = arena_bytes if arena_dir is not None else 0
+        self._arena_dir = arena_dir
+        self._wait_ready = wait_ready
+        self._session: _Session | None = None
+        self._opening = asyncio.Lock()
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._wakeup = asyncio.Event()
+        self._tags = itertools.count(1)
+        self._closed = False
+        self._retries: set[asyncio.Task[None]] = set()
+        self.sessions_opened = 0
+        self.messages_sent = 0
+        self.requests_sent = 0
+        self.arena_refusals = 0
+        self.arena_requests = 0  # requests whose tensors crossed in the arena
+        self.inline_requests = 0  # ... and inside the messages
+        self._arena_warned = False
+
+    # --- the caller's side ---------------------------------------------------------------
+    async def predict(
+        self,
+        request: pb.PredictRequest,
+        payloads: Sequence[bytes | memoryview],
+        timeout_s: float,
+        max_backlog: int = 0,
+        output_bytes: int = 0,
+    ) -> pb.PredictResponse:
+        """Run a request on the worker and wait for its own answer, at most `timeout_s`.
+
+        `payloads` are the inputs' bytes (the request's tensors carry none); `output_bytes`
+        the room its outputs need (0: unknown, they come back inline); `max_backlog` (the
+        version's max_queue_size; 0 = unbounded) bounds what may wait here and in the worker
+        for this version: beyond it the request is refused at once.
+
+        Raises:
+            OverloadedError: the backlog or the arena is full.
+            DeadlineExceededError: no answer within `timeout_s`.
+            HubError: what the worker answered, or WorkerUnavailableError.
+        """
+        if self._closed:
+            raise WorkerUnavailableError("the gateway is shutting down")
+        key = (request.model_name, request.version)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        if max_backlog and lane.backlog >= max_backlog:
+            raise OverloadedError(
+                f"model '{request.model_name}' version {request.version} has {max_backlog} "
+                "requests waiting (max_queue_size); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        item = _Sending(
+            request, payloads, output_bytes, loop.create_future(), loop.time() + timeout_s, lane
+        )
+        lane.backlog += 1  # before any await: concurrent callers see it
+        try:
+            session = await self._current_session()
+            session.place(item)
+        except BaseException as exc:
+            self.arena_refusals += isinstance(exc, OverloadedError)
+            self._settle(item, None)
+            raise
+        if item.slot:
+            self.arena_requests += 1
+        else:
+            self.inline_requests += 1
+        lane.queue.append(item)
+        if lane.sends < SENDS_IN_FLIGHT:
+            self._wakeup.set()
+        timer = loop.call_at(item.deadline, _expire, item, timeout_s)
+        try:
+            return await item.future
+        finally:
+            timer.cancel()
+
+    def occupancy(self) -> dict[str, int]:
+        """The current session's arena and the stream's use, for /metrics and /v1/status."""
+        session = self._session
+        slots = session.slots if session is not None and not session.broken else None
+        return {
+            "arena_bytes": slots.capacity if slots is not None else 0,
+            "arena_used_bytes": slots.used if slots is not None else 0,
+            "arena_slots": slots.slots if slots is not None else 0,
+            "arena_high_water_bytes": slots.high_water if slots is not None else 0,
+            "arena_refusals": self.arena_refusals,
+            "arena_requests": self.arena_requests,
+            "inline_requests": self.inline_requests,
+            "in_flight": len(session.waiting) if session is not None else 0,
+            "sessions_opened": self.sessions_opened,
+            "messages_sent": self.messages_sent,
+            "requests_sent": self.requests_sent,
+        }
+
+    async def close(self) -> None:
+        """Refuse new requests, let answers on their way arrive (briefly), end the session."""
+        self._closed = True
+        for lane in self._lanes.values():
+            while lane.queue:
+                self._settle(
+                    lane.queue.popleft(), WorkerUnavailableError("the gateway is shutting down")
+                )
+        session = self._session
+        if session is not None:
+            if session.waiting and not session.broken:
+                session.idle.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_GRACE_S):
+                        await session.idle.wait()
+            self._break(session, WorkerUnavailableError("the gateway is shutting down"))
+        for task in list(self._retries):
+            task.cancel()
+        await asyncio.gather(*self._retries, return_exceptions=True)
+
+    # --- sessions ------------------------------------------------------------------------
+    async def _current_session(self) -> _Session:
+        session = self._session
+        if session is not None and not session.broken:
+            return session
+        async with self._opening:
+            if self._session is None or self._session.broken:
+                self._session = await self._open()
+            return self._session
+
+    async def _open(self) -> _Session:
+        """A new stream, with a new arena for a local worker.
+
+        Raises:
+            WorkerUnavailableError: the worker does not answer the hello in time.
+        """
+        arena = None
+        if self._arena_bytes:
+            assert self._arena_dir is not None
+            try:
+                arena = SharedArena.create(self._arena_bytes, self._arena_dir)
+            except ConfigError as exc:
+                self._warn_inline(exc.message)
+        call = self._stub.Exchange()
+        hello = hop.HopHello()
+        if arena is not None:
+            hello.arena.CopyFrom(
+                hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
+            )
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT_S):
+                await call.write(hop.HopRequests(hello=hello))
+                reply = await call.read()
+        except (grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError) as exc:
+            call.cancel()
+            if arena is not None:
+                arena.close()
+            if isinstance(exc, grpc.aio.AioRpcError):
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    raise WorkerUnavailableError(
+                        f"{self._name} does not serve the WorkerHop stream (an older version?)"
+                    ) from None
+                raise error_from_rpc(exc, self._name) from None
+            raise WorkerUnavailableError(f"{self._name} did not answer the hop's hello") from None
+        if reply is grpc.aio.EOF or not reply.HasField("hello"):
+            call.cancel()
+            if arena is not None:
+                arena.close()
+            raise WorkerUnavailableError(f"{self._name} ended the hop stream at once")
+        if arena is not None and not reply.hello.arena_mapped:
+            self._warn_inline(reply.hello.error)
+            arena.close()
+            arena = None
+        session = _Session(call, arena, reply.hello.pid)
+        session.tasks = [
+            asyncio.create_task(self._write(session), name=f"hop-writer-{self._name}"),
+            asyncio.create_task(self._read(session), name=f"hop-reader-{self._name}"),
+        ]
+        self.sessions_opened += 1
+        logger.debug(
+            "hop session to %s (pid %d): %s",
+            self._name,
+            session.worker_pid,
+            f"{arena.size >> 20} MiB arena" if arena is not None else "inline",
+        )
+        self._wakeup.set()  # requests queued while no session was up go into this one
+        return session
+
+    def _warn_inline(self, why: str) -> None:
+        if not self._arena_warned:
+            self._arena_warned = True
+            logger.warning(
+                "no shared-memory arena to %s (%s); tensors travel inline", self._name, why
+            )
+
+    async def _write(self, session: _Session) -> None:
+        """Send what the lanes may send; while a message is being written or a lane has its
+        sends in flight, the next requests gather."""
+        try:
+            while True:
+                await self._wakeup.wait()
+                for _ in range(GATHER_ITERATIONS):
+                    await asyncio.sleep(0)
+                self._wakeup.clear()
+                while not session.broken:
+                    message = self._next_message(session)
+                    if message is None:
+                        break
+                    self.messages_sent += 1
+                    await session.call.write(message)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            self._break(session, _session_error(exc, self._name))
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            self._break(session, WorkerUnavailableError(f"the hop to {self._name} was cancelled"))
+
+    def _next_message(self, session: _Session) -> hop.HopRequests | None:
+        message = hop.HopRequests()
+        inline = 0
+        now = asyncio.get_running_loop().time()
+        for lane in self._lanes.values():
+            if not lane.queue or lane.sends >= SENDS_IN_FLIGHT:
+                continue
+            send = _Send(lane)
+            while lane.queue and (inline < MESSAGE_SOFT_LIMIT or not message.requests):
+                item = lane.queue.popleft()
+                if item.future.done():  # its caller gave up before it left: nobody read it
+                    self._settle(item, None)
+                    continue
+                if item.session is not session:  # placed in a session that broke meanwhile
+                    try:
+                        session.place(item)
+                    except OverloadedError as exc:
+                        self._settle(item, exc)
+                        continue
+                inline += self._add(message, session, item, now)
+                item.send = send
+                send.unanswered += 1
+            if send.unanswered:
+                lane.sends += 1
+            if inline >= MESSAGE_SOFT_LIMIT:
+                self._wakeup.set()  # the rest go in the next message
+                break
+        self.requests_sent += len(message.requests)
+        return message if message.requests else None
+
+    def _add(self, message: hop.HopRequests, session: _Session, item: _Sending, now: float) -> int:
+        """Put a request into the message; returns the bytes it carries inline."""
+        item.tag = next(self._tags)
+        item.request.timeout_s = max(item.deadline - now, 0.001)  # what is left of it
+        entry = message.requests.add(tag=item.tag, slot=item.slot, generation=item.generation)
+        entry.request.CopyFrom(item.request)
+        session.waiting[item.tag] = item
+        if item.slot:
+            for offset, length in item.spans:
+                entry.inputs.add(offset=offset, length=length)
+            entry.output_space.offset, entry.output_space.length = item.output_space
+            return 0
+        for tensor, payload in zip(entry.request.inputs, item.payloads, strict=True):
+            tensor.contents = bytes(payload)
+        return item.inline_bytes
+
+    async def _read(self, session: _Session) -> None:
+        try:
+            while (message := await session.call.read()) is not grpc.aio.EOF:
+                for result in message.results:
+                    item = session.waiting.pop(result.tag, None)
+                    if item is None:
+                        continue
+                    outcome: pb.PredictResponse | HubError
+                    if result.HasField("error"):
+                        outcome = error_from_status(result.error.code, result.error.message)
+                    else:
+                        try:
+                            outcome = session.response(item, result)
+                        except HubError as exc:
+                            outcome = exc
+                    session.free(item)
+                    self._settle(item, outcome)
+                if not session.waiting:
+                    session.idle.set()
+            error: HubError = WorkerUnavailableError(f"{self._name} ended the hop stream")
+        except grpc.aio.AioRpcError as exc:
+            error = _session_error(exc, self._name)
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            error = WorkerUnavailableError(f"the hop stream to {self._name} was cancelled")
+        self._break(session, error)
+
+    def _break(self, session: _Session, error: HubError) -> None:
+        """The stream is gone, and its arena with it. Requests it held, and those queued for
+        it, are sent once more when the worker is back (if allowed), or get `error`."""
+        if session.broken:
+            return
+        session.close()
+        if self._session is session:
+            self._session = None
+        sent = list(session.waiting.values())
+        session.waiting.clear()
+        for lane in self._lanes.values():
+            lane.sends = 0  # every message in flight is void
+        for item in sent:
+            item.send = None
+        if sent:
+            logger.warning(
+                "hop to %s broke with %d request(s) in flight: %s", self._name, len(sent), error
+            )
+        unsent = [item for lane in self._lanes.values() for item in lane.queue]
+        for lane in self._lanes.values():
+            lane.queue.clear()
+        retry = [i for i in sent if not i.retried and not i.future.done()]
+        retry += [i for i in unsent if not i.future.done()]
+        can_retry = self._wait_ready is not None and not self._closed
+        for item in sent + unsent:
+            if not can_retry or item not in retry:
+                self._settle(item, error)
+        if can_retry and retry:
+            task = asyncio.create_task(self._retry(retry, error))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    async def _retry(self, items: list[_Sending], error: HubError) -> None:
+        assert self._wait_ready is not None
+        loop = asyncio.get_running_loop()
+        back = await self._wait_ready(max(i.deadline for i in items) - loop.time())
+        if back:
+            try:
+                await self._current_session()
+            except HubError:
+                back = False
+        for item in reversed(items):
+            if item.future.done() or not back or loop.time() >= item.deadline:
+                self._settle(item, error)
+                continue
+            item.retried = item.retried or item.tag != 0  # sent before: this is its retry
+            item.session = None  # placed in the new session when it leaves
+            item.lane.queue.appendleft(item)
+        if back:
+            logger.info("retrying %d request(s) after %s came back", len(items), self._name)
+            self._wakeup.set()
+
+    def _settle(self, item: _Sending, outcome: pb.PredictResponse | HubError | None) -> None:
+        """The request is over for the worker: out of its lane; its caller gets `outcome`
+        (None: nobody is waiting)."""
+        if not item.done:
+            item.done = True
+            item.lane.backlog -= 1
+        send, item.send = item.send, None
+        if send is not None:
+            send.unanswered -= 1
+            if not send.unanswered:
+                send.lane.sends -= 1
+                if send.lane.queue:
+                    self._wakeup.set()
+        if item.session is not None and not item.session.broken:
+            item.session.free(item)
+        if outcome is None or item.future.done():
+            return
+        if isinstance(outcome, HubError):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
+
+
+def take_payloads(request: pb.PredictRequest) -> list[bytes]:
+    """The inputs' bytes, taken out of the message: they travel to the worker beside it."""
+    payloads = []
+    for tensor in request.inputs:
+        payloads.append(tensor.contents)
+        tensor.ClearField("contents")
+    return payloads
+
+
+def _cancelled_here() -> bool:
+    """Whether this task itself is being cancelled, not the gRPC call it awaited (a cancelled
+    call raises CancelledError in its reader and writer too)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _expire(item: _Sending, timeout_s: float) -> None:
+    if not item.future.done():
+        item.future.set_exception(
+            DeadlineExceededError(f"no answer within the request's {timeout_s:g}s deadline")
+        )
+
+
+def _session_error(error: grpc.aio.AioRpcError | Exception, name: str) -> HubError:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error_from_rpc(error, name)
+    return WorkerUnavailableError(f"{name}'s hop stream failed: {error}")

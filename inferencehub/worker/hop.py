@@ -1,0 +1,440 @@
+"""The worker's end of the hop: one WorkerHop stream per gateway connection (see hop.proto).
+
+Requests arrive in batches. Each is checked against its version's signature, decoded (inputs in
+the session's arena become numpy views, not copies) and queued on the version's scheduler
+without a coroutine of its own; its answer leaves from the future's callback, outputs written
+into the request's slot when the gateway made room for them, and as many answers share a
+message as are ready together. When the stream ends (the gateway stopped or died), the
+session's requests still queued are cancelled and its arena is unmapped once nothing reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from inferencehub.errors import (
+    ConfigError,
+    ErrorCode,
+    HubError,
+    InternalError,
+    WorkerUnavailableError,
+)
+from inferencehub.protocol.arena import SharedArena, align
+from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
+from inferencehub.protocol.status import status_number
+from inferencehub.protocol.tensors import encode_bytes_elements
+from inferencehub.v1 import hop_pb2 as hop
+from inferencehub.v1 import hop_pb2_grpc
+from inferencehub.worker.registry import ModelRegistry
+from inferencehub.worker.scheduler import ModelScheduler, Prediction
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+# Answers ready together share a message up to this much inline data; a bigger message would
+# only delay the first answers in it (gRPC's own limit is far higher).
+MESSAGE_SOFT_LIMIT = 4 << 20
+# Failures that are the caller's doing: DEBUG only, a bad client must not flood the log.
+CALLER_ERRORS = frozenset(
+    {ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HopCounts:
+    """What the worker holds for its gateways right now (the gateway's /metrics shows it)."""
+
+    sessions: int
+    arenas_mapped: int
+    requests_held: int
+    slots_held: int
+
+
+class _Session:
+    """One stream: its arena (if the gateway shared one), what it holds, its outbox."""
+
+    def __init__(
+        self,
+        context: grpc.aio.ServicerContext,
+        arena: SharedArena | None,
+        forget: Callable[[_Session], None],
+    ) -> None:
+        self._context = context
+        self.arena = arena
+        self._forget = forget  # called once the session is over and its arena let go of
+        self.held: dict[int, asyncio.Future[Prediction]] = {}
+        self.slots_held = 0
+        self.closed = False
+        self._outbox: list[hop.HopResults] = []
+        self._outbox_bytes = 0
+        self._writing = False
+        self._drained = asyncio.Event()  # set after each write spell and each release
+        self._flushes: set[asyncio.Task[None]] = set()
+        self.handler: asyncio.Task[None] | None = None  # reads and answers its requests
+
+    def payloads(self, item: hop.HopRequest) -> list[bytes | memoryview]:
+        """Each input's bytes: views into the slot, or the tensor's own contents.
+
+        Raises:
+            InternalError: the handle is stale or points outside its slot.
+        """
+        inputs = item.request.inputs
+        if not item.slot:
+            return [tensor.contents for tensor in inputs]
+        if self.arena is None:
+            raise InternalError("a request names an arena slot, but no arena is mapped")
+        start, end = self.arena.check_slot(item.slot, item.generation)
+        if len(item.inputs) != len(inputs):
+            raise InternalError(f"{len(item.inputs)} spans for {len(inputs)} inputs")
+        space = item.output_space
+        if space.length and not start <= space.offset <= space.offset + space.length <= end:
+            raise InternalError("the output space lies outside its slot")
+        payloads: list[bytes | memoryview] = []
+        for tensor, span in zip(inputs, item.inputs, strict=True):
+            if not span.length:
+                payloads.append(tensor.contents)
+            elif start <= span.offset and span.offset + span.length <= end:
+                payloads.append(self.arena.buffer(span.offset, span.length))
+            else:
+                raise InternalError(f"input '{tensor.name}' lies outside its slot")
+        return payloads
+
+    def hold(self, item: hop.HopRequest, waiting: asyncio.Future[Prediction]) -> None:
+        self.held[item.tag] = waiting
+        self.slots_held += bool(item.slot)
+
+    def release(self, item: hop.HopRequest) -> None:
+        if self.held.pop(item.tag, None) is not None:
+            self.slots_held -= bool(item.slot)
+        self._drained.set()
+        if self.closed and not self.held:
+            self._unmap()
+
+    def new_result(self, tag: int) -> hop.HopResult:
+        """An answer slot in the next message out; fill it in place (no copy)."""
+        if not self._outbox or self._outbox_bytes >= MESSAGE_SOFT_LIMIT:
+            self._outbox.append(hop.HopResults())
+            self._outbox_bytes = 0
+        return self._outbox[-1].results.add(tag=tag)
+
+    def count_inline(self, nbytes: int) -> None:
+        self._outbox_bytes += nbytes
+
+    async def flush(self) -> None:
+        """Write every answer that is ready. One writer at a time: a caller that finds a
+        write under way leaves, and that writer takes its answers along."""
+        if self._writing or self.closed:
+            return
+        self._writing = True
+        try:
+            while self._outbox and not self.closed:
+                message = self._outbox.pop(0)
+                if not self._outbox:
+                    self._outbox_bytes = 0
+                await self._context.write(message)
+        finally:
+            self._writing = False
+            self._drained.set()
+
+    def kick(self) -> None:
+        """Answers became ready outside the reader (a run on the pool ended): write them."""
+        if not self._writing and not self.closed:
+            task = asyncio.get_running_loop().create_task(self.flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def idle(self) -> None:
+        """Return once no request is held."""
+        while self.held:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def finish(self) -> None:
+        """The gateway sent its last request: answer what is held, then end."""
+        while self.held or self._outbox or self._writing:
+            self._drained.clear()
+            if self._outbox and not self._writing:
+                await self.flush()
+                continue
+            await self._drained.wait()
+
+    def close(self) -> None:
+        """Nobody listens any more: cancel what is still queued (it is never computed)."""
+        self.closed = True
+        for task in self._flushes:
+            task.cancel()
+        for waiting in list(self.held.values()):
+            waiting.cancel()
+        if not self.held:
+            self._unmap()
+
+    def _unmap(self) -> None:
+        if self.arena is not None:
+            self.arena.close()  # a view an inference thread still reads keeps it mapped
+            self.arena = None
+        self._forget(self)
+
+
+class HopServicer(hop_pb2_grpc.WorkerHopServicer):
+    """Serves WorkerHop.Exchange over the registry; trusts no caller (checks every handle)."""
+
+    def __init__(
+        self, registry: ModelRegistry, is_ready: Callable[[], bool], *, allow_arena: bool
+    ) -> None:
+        """`allow_arena`: only a worker on a private Unix socket maps what a peer offers; a
+        worker listening on TCP would let a remote caller make it open local files."""
+        self._registry = registry
+        self._is_ready = is_ready
+        self._allow_arena = allow_arena
+        self._sessions: set[_Session] = set()
+        self._stopping = False
+
+    async def drain(self, grace_s: float) -> None:
+        """Stopping: refuse new requests, let held ones finish (within `grace_s`), then end
+        every stream (a gateway's stream never ends by itself: it would hold the stop up)."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                for session in list(self._sessions):
+                    await session.idle()
+        for session in list(self._sessions):
+            if session.handler is not None:
+                session.handler.cancel()
+
+    def counts(self) -> HopCounts:
+        sessions = self._sessions
+        return HopCounts(
+            sessions=sum(not s.closed for s in sessions),
+            arenas_mapped=sum(s.arena is not None for s in sessions),
+            requests_held=sum(len(s.held) for s in sessions),
+            slots_held=sum(s.slots_held for s in sessions),
+        )
+
+    async def Exchange(
+        self, request_iterator: AsyncIterator[hop.HopRequests], context: grpc.aio.ServicerContext
+    ) -> None:
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT_S):
+                first = await context.read()
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no hello within 10 s")
+        if first is grpc.aio.EOF:
+            return
+        assert isinstance(first, hop.HopRequests)
+        session, reply = self._open(first.hello, context)
+        self._sessions.add(session)
+        reader: asyncio.Task[None] | None = None
+        try:
+            await context.write(hop.HopResults(hello=reply))
+            reader = asyncio.create_task(self._serve(session, context, first), name="hop")
+            session.handler = reader
+            # Ends when the gateway stops sending and all is answered, or when this worker
+            # stops: then the call ends with a status (a cancelled handler would leave it open
+            # for the whole grace period).
+            await asyncio.wait([reader])
+            if not reader.cancelled() and reader.exception() is not None:
+                logger.debug("hop stream ended: %r", reader.exception())
+        finally:
+            if reader is not None:
+                reader.cancel()
+            session.close()  # counted until its last request lets go of the arena
+
+    async def _serve(
+        self, session: _Session, context: grpc.aio.ServicerContext, first: hop.HopRequests
+    ) -> None:
+        message: hop.HopRequests | object = first
+        while message is not grpc.aio.EOF:
+            assert isinstance(message, hop.HopRequests)
+            self._accept(session, message.requests)
+            await session.flush()
+            message = await context.read()
+        await session.finish()
+
+    def _open(
+        self, hello: hop.HopHello, context: grpc.aio.ServicerContext
+    ) -> tuple[_Session, hop.HopHelloReply]:
+        reply = hop.HopHelloReply(pid=os.getpid())
+        arena = None
+        if hello.HasField("arena"):
+            offer = hello.arena
+            if not self._allow_arena:
+                reply.error = "this worker maps no arena (it listens on TCP)"
+            else:
+                try:
+                    arena = SharedArena.attach(offer.path, offer.size, offer.arena_id)
+                except ConfigError as exc:
+                    reply.error = exc.message
+                    logger.warning("cannot map the gateway's arena: %s", exc.message)
+        reply.arena_mapped = arena is not None
+        if arena is not None:
+            logger.info("hop session with a %d MiB arena", arena.size >> 20)
+        return _Session(context, arena, self._sessions.discard), reply
+
+    def _accept(self, session: _Session, items: Sequence[hop.HopRequest]) -> None:
+        """Start every request of a message. Versions whose runs are quick run right here,
+        all of this message's requests in as few batches as fit: no task wakes up for them,
+        and their answers leave with this message's flush."""
+        started = []
+        quick: dict[int, ModelScheduler] = {}
+        for item in items:
+            begun = self._start(session, item)
+            if begun is not None:
+                started.append(begun)
+                if begun[1].quick:
+                    quick[id(begun[1])] = begun[1]
+        for scheduler in quick.values():
+            scheduler.run_queued()
+        for item, scheduler, arrived_ns, waiting in started:
+            if waiting.done():  # answered by now: it leaves with this message's flush
+                self._finish(session, item, scheduler, arrived_ns, waiting, kick=False)
+            else:
+                waiting.add_done_callback(
+                    functools.partial(self._finish, session, item, scheduler, arrived_ns)
+                )
+
+    def _start(
+        self, session: _Session, item: hop.HopRequest
+    ) -> tuple[hop.HopRequest, ModelScheduler, int, asyncio.Future[Prediction]] | None:
+        arrived_ns = time.perf_counter_ns()
+        request = item.request
+        try:
+            if not self._is_ready() or self._stopping:
+                raise WorkerUnavailableError(
+                    "the worker is stopping"
+                    if self._stopping
+                    else "the worker is still loading models; retry shortly"
+                )
+            scheduler = self._registry.get(request.model_name, request.version)
+            payloads = session.payloads(item)
+            scheduler.model.signature.check(request, [len(p) for p in payloads])
+            timeout_s = request.timeout_s or None
+            waiting: asyncio.Future[Prediction]
+            if scheduler.model.decoding_is_heavy:  # images: decoded on the pool
+                waiting = asyncio.ensure_future(
+                    scheduler.submit(request, timeout_s, arrived_ns, payloads)
+                )
+            else:
+                feeds = scheduler.model.decode_inputs(request, payloads)
+                waiting = scheduler.enqueue(
+                    feeds, list(request.outputs), timeout_s, arrived_ns, wake=not scheduler.quick
+                )
+        except Exception as exc:  # every request gets its own answer, whatever went wrong
+            self._answer_error(session, item, exc)
+            return None
+        session.hold(item, waiting)
+        return item, scheduler, arrived_ns, waiting
+
+    def _finish(
+        self,
+        session: _Session,
+        item: hop.HopRequest,
+        scheduler: ModelScheduler,
+        arrived_ns: int,
+        waiting: asyncio.Future[Prediction],
+        *,
+        kick: bool = True,
+    ) -> None:
+        try:
+            if session.closed:
+                return  # nobody to answer; cancelled or finished after the gateway left
+            if waiting.cancelled():
+                self._answer_error(session, item, WorkerUnavailableError("cancelled"))
+                return
+            error = waiting.exception()
+            if error is not None:
+                self._answer_error(session, item, error)
+                return
+            try:
+                self._answer(session, item, scheduler, waiting.result())
+            except Exception as exc:
+                self._answer_error(session, item, exc)
+                return
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "predict %s version %s: %.1f ms",
+                    item.request.model_name,
+                    scheduler.model.info.version,
+                    (time.perf_counter_ns() - arrived_ns) / 1e6,
+                    extra={"request_id": item.request.request_id},
+                )
+        finally:
+            session.release(item)
+            if kick:
+                session.kick()
+
+    def _answer(
+        self,
+        session: _Session,
+        item: hop.HopRequest,
+        scheduler: ModelScheduler,
+        prediction: Prediction,
+    ) -> None:
+        """Outputs go into the request's slot when the gateway made room, else inline."""
+        arena = session.arena
+        space = item.output_space
+        position, end = space.offset, space.offset + space.length
+        if item.slot and arena is not None and not arena.still_holds(item.slot, item.generation):
+            raise InternalError("the request's arena slot moved on while it was computed")
+        request = item.request
+        result = session.new_result(item.tag)
+        response = result.response
+        response.model_name = request.model_name
+        response.version = scheduler.model.info.version
+        response.request_id = request.request_id
+        response.timing.CopyFrom(prediction.timing)
+        response.classifications.extend(prediction.classifications)
+        inline = 0
+        for name, array in prediction.outputs:
+            datatype = datatype_of(array)
+            tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
+            span = result.outputs.add()
+            if datatype == BYTES:
+                flat = [e if isinstance(e, bytes) else str(e).encode() for e in array.ravel()]
+                tensor.contents = encode_bytes_elements(flat)
+                inline += len(tensor.contents)
+                continue
+            data = np.ascontiguousarray(array, dtype=NUMPY_BY_DATATYPE[datatype])
+            if arena is not None and data.nbytes and position + data.nbytes <= end:
+                arena.write_array(position, data)
+                span.offset, span.length = position, data.nbytes
+                position += align(data.nbytes)
+            else:
+                tensor.contents = data.tobytes()
+                inline += data.nbytes
+        session.count_inline(inline)
+
+    def _answer_error(self, session: _Session, item: hop.HopRequest, error: BaseException) -> None:
+        request = item.request
+        if isinstance(error, HubError):
+            code, message = error.code, error.message
+            log = logger.debug if code in CALLER_ERRORS else logger.warning
+            log(
+                "predict %s version %s failed: %s",
+                request.model_name,
+                request.version,
+                message,
+                extra={"request_id": request.request_id},
+            )
+        else:
+            logger.error(
+                "predict %s version %s failed",
+                request.model_name,
+                request.version,
+                exc_info=error,
+                extra={"request_id": request.request_id},
+            )
+            code, message = ErrorCode.INTERNAL, "internal error; see the worker log"
+        if not session.closed:
+            result = session.new_result(item.tag)
+            result.error.code = status_number(code)
+            result.error.message = message
