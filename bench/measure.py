@@ -2,7 +2,8 @@
 load point (perf_analyzer or the built-in generator) with the CPU it cost on each side.
 
 CPU is charged per request from counters read before and after each point: the server
-tree's utime+stime (supervisor, gateway and worker for InferenceHub), the load generator's
+tree's utime+stime, split by role (supervisor, gateway and worker for InferenceHub, told apart
+by their argv, so that each process can be held to its own budget), the load generator's
 (it is our child: RUSAGE_CHILDREN), and the whole machine's busy time, so that what other
 work on this shared box did during the point is on record too.
 """
@@ -25,7 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+
+from bench import kserve_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 PERF_ANALYZER = ROOT / ".tools" / "perf_analyzer" / "perf_analyzer"
@@ -63,6 +67,42 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = _stat_fields(pid)
             total += int(fields[11]) + int(fields[12])
     return total / TICK
+
+
+# `python -m inferencehub SUBCOMMAND ...` (or the `inferencehub` console script): the role
+SUBCOMMAND_ROLES = {"up": "supervisor"}
+
+
+def role_of(argv: list[str], default: str) -> str:
+    """A process's role from its argv: InferenceHub's subcommand (`up` is the supervisor;
+    `gateway`, `worker`, anything else by its own name), otherwise `default` (the naive or
+    floor server: one process). Only argv is relied on, not the server's internals."""
+    for i, arg in enumerate(argv):
+        module = arg == "-m" and i + 1 < len(argv) and argv[i + 1] == "inferencehub"
+        script = i > 0 and Path(arg).name == "inferencehub" and argv[i - 1] != "-m"
+        if module or script:
+            rest = argv[i + 2 :] if module else argv[i + 1 :]
+            sub = next((a for a in rest if not a.startswith("-")), None)
+            return SUBCOMMAND_ROLES.get(sub, sub) if sub else default
+    return default
+
+
+def cmdline(pid: int) -> list[str]:
+    """argv of `pid` ([] when it is gone or a kernel thread)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def cpu_by_role(pids: list[int], default: str) -> dict[str, float]:
+    """utime + stime in seconds, summed per role (several workers add up under `worker`)."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        role = role_of(cmdline(pid), default)
+        out[role] = out.get(role, 0.0) + cpu_seconds([pid])
+    return out
 
 
 def memory_mb(pids: list[int]) -> tuple[float, float]:
@@ -110,7 +150,7 @@ class Server:
     log: Path
 
     @classmethod
-    def start(cls, label: str, command: list[str], log: Path) -> Server:
+    def start(cls, label: str, command: list[str], log: Path, **more: Any) -> Server:
         http, grpc = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         command = [
             part.format(http=http.split(":")[1], grpc=grpc.split(":")[1]) for part in command
@@ -124,7 +164,7 @@ class Server:
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
             )
-        return cls(label, process, http, grpc, log)
+        return cls(label, process, http, grpc, log, **more)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -143,6 +183,9 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pids())
+
+    def cpu_by_role(self) -> dict[str, float]:
+        return cpu_by_role(self.pids(), self.label)
 
     def requests(self, model: str) -> tuple[int, int]:
         """(succeeded, failed) infer requests the server counted for `model` (KServe stats)."""
@@ -174,6 +217,39 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+@dataclass
+class GrpcOnlyServer(Server):
+    """A server without HTTP (the floor server): readiness from gRPC ServerReady and request
+    counts from gRPC ModelStatistics, through the bench's own compiled stubs."""
+
+    stubs: Path | None = None
+
+    def _stub(self, channel: grpc.Channel) -> Any:
+        pb, pbg = kserve_stubs.load(self.stubs)
+        return pb, pbg.GRPCInferenceServiceStub(channel)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.grpc) as channel:
+            pb, stub = self._stub(channel)
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.label} exited: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(grpc.RpcError):
+                    if stub.ServerReady(pb.ServerReadyRequest(), timeout=1.0).ready:
+                        return
+                time.sleep(0.05)
+        raise TimeoutError(f"{self.label} not ready after {timeout_s}s")
+
+    def requests(self, model: str) -> tuple[int, int]:
+        with grpc.insecure_channel(self.grpc) as channel:
+            pb, stub = self._stub(channel)
+            reply = stub.ModelStatistics(pb.ModelStatisticsRequest(name=model), timeout=10)
+        ok = sum(s.inference_stats.success.count for s in reply.model_stats if s.name == model)
+        failed = sum(s.inference_stats.fail.count for s in reply.model_stats if s.name == model)
+        return int(ok), int(failed)
 
 
 # --- load points -------------------------------------------------------------------------
@@ -211,7 +287,8 @@ class Point:
     errors: int = 0
     note: str = ""
     requests: int = 0
-    server_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the whole tree
+    server_cpu_by_role: dict[str, float] = field(default_factory=dict)  # supervisor/gateway/...
     loadgen_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -293,6 +370,12 @@ def builtin_args(
     ]
 
 
+def role_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each role used between two readings. A role whose processes were replaced
+    meanwhile (a restarted worker starts from 0) could go negative: clamped, never invented."""
+    return {role: max(0.0, after.get(role, 0.0) - before.get(role, 0.0)) for role in after}
+
+
 def measure_point(
     server: Server, path: str, model: Any, concurrency: int, load: Load, scratch: Path
 ) -> Point:
@@ -304,7 +387,13 @@ def measure_point(
     for tool in tools:
         point = Point(server.label, path, model.name, concurrency, tool)
         point.extra["window_ms"] = load.window(model.name, concurrency)
-        before = (server.cpu(), children_cpu_seconds(), machine_busy_seconds(), time.monotonic())
+        roles_before = server.cpu_by_role()
+        before = (
+            sum(roles_before.values()),
+            children_cpu_seconds(),
+            machine_busy_seconds(),
+            time.monotonic(),
+        )
         counted = server.requests(model.name)
         if tool == "perf_analyzer":
             report = scratch / f"pa-{server.label}-{model.name}-{path}-{concurrency}.csv"
@@ -315,7 +404,13 @@ def measure_point(
             result = run_builtin(args, timeout_s=duration + 120)
             keep = ("error_kinds", "rejected", "deadline_exceeded")
             point.extra.update({k: v for k, v in result.items() if k in keep})
-        after = (server.cpu(), children_cpu_seconds(), machine_busy_seconds(), time.monotonic())
+        roles_after = server.cpu_by_role()
+        after = (
+            sum(roles_after.values()),
+            children_cpu_seconds(),
+            machine_busy_seconds(),
+            time.monotonic(),
+        )
         ok, failed = (b - a for b, a in zip(server.requests(model.name), counted, strict=True))
         point.drain_s = server.wait_idle()
         if "failed" in result:
@@ -327,6 +422,7 @@ def measure_point(
         point.errors = max(int(result.get("errors", 0)), failed)
         point.requests = ok + failed
         point.server_cpu_s = after[0] - before[0]
+        point.server_cpu_by_role = role_deltas(roles_before, roles_after)
         point.loadgen_cpu_s = after[1] - before[1]
         point.wall_s = after[3] - before[3]
         busy = after[2] - before[2]

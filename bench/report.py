@@ -17,6 +17,7 @@ PATHS = {
     ("hub", "http-json"): "InferenceHub HTTP JSON",
     ("hub", "http"): "InferenceHub HTTP binary",
     ("hub", "grpc"): "InferenceHub gRPC",
+    ("floor", "grpc"): "floor: do-nothing grpc.aio server",
 }
 
 
@@ -65,6 +66,26 @@ def per_1k(p: dict[str, Any], key: str) -> float | None:
     return p[key] / p["requests"] * 1000 if p.get("requests") else None
 
 
+def cpu_us(p: dict[str, Any] | None, role: str | None = None) -> float | None:
+    """CPU µs per request served: one role's processes, or (role None) the whole server.
+    None where not measured, including results saved before the split by role existed."""
+    if not p or not p.get("requests"):
+        return None
+    if role is None:
+        return float(p["server_cpu_s"]) / p["requests"] * 1e6
+    seconds = p.get("server_cpu_by_role", {}).get(role)
+    return seconds / p["requests"] * 1e6 if seconds is not None else None
+
+
+def raw_cpu_us(raw: dict[str, Any] | None) -> float | None:
+    """Raw ORT's CPU µs per inference at its best layout and batch (cpu_per_1k is s per 1k)."""
+    if not raw:
+        return None
+    best = raw["best"]
+    per_1k = at(raw["cpu_per_1k"].get(best["layout"], {}), best["batch"])
+    return per_1k * 1000 if per_1k is not None else None
+
+
 def model_section(model: str, results: dict[str, Any]) -> list[str]:
     raw = results["raw"].get(model)
     points = [p for p in results["points"] if p["model"] == model]
@@ -107,8 +128,9 @@ def model_section(model: str, results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "| c | path | inferences/s | p50 ms | p99 ms | errors | server CPU s/1k req "
+        "| gateway µs/req | worker µs/req "
         "| loadgen CPU s/1k req | other load, cores | x raw best | x naive |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in conc:
         for (server, path), label in PATHS.items():
@@ -122,8 +144,10 @@ def model_section(model: str, results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {c} | {label}{tool} | {num(p['throughput'])} | {num(p['p50_ms'], 2)} "
                 f"| {num(p['p99_ms'], 2)} | {p['errors']} | {num(per_1k(p, 'server_cpu_s'), 3)} "
+                f"| {num(cpu_us(p, 'gateway'), 0)} | {num(cpu_us(p, 'worker'), 0)} "
                 f"| {num(per_1k(p, 'loadgen_cpu_s'), 3)} | {num(other, 2)} "
-                f"| {times(ratio(p['throughput'], best))} | {times(vs_naive)} |"
+                f"| {times(ratio(p['throughput'], best) if server != 'floor' else None)} "
+                f"| {times(vs_naive)} |"
             )
     lines.append("")
     return lines
@@ -135,28 +159,33 @@ class Target:
 
     name: str
     value: float | None
-    goal: float
+    goal: float | None  # None: the goal depends on a baseline that was not measured
     higher_is_better: bool
     unit: str = "x"  # "x" = a ratio
     detail: str = ""
     unmeasured: str = "not measured"  # the verdict when there is no value
+    goal_note: str = ""  # how a derived goal was made, e.g. "(naive 0.70 + 0.3)"
+    digits: int = 2
 
     def row(self) -> str:
         sign = "≥" if self.higher_is_better else "≤"
         space = "" if self.unit == "x" else " "
-        measured = f"{num(self.value, 2)}{space}{self.unit} {self.detail}".strip()
-        goal = f"{sign} {num(self.goal, 2)}{space}{self.unit}"
+        value = "—" if self.value is None else f"{num(self.value, self.digits)}{space}{self.unit}"
+        measured = f"{value} {self.detail}".strip()
+        goal = f"{sign} {num(self.goal, self.digits)}{space}{self.unit} {self.goal_note}".strip()
+        if self.goal is None:  # a derived goal whose baseline is missing: say how it is made
+            goal = f"{sign} {self.goal_note.strip('()')}" if self.goal_note else "—"
         return f"| {self.name} | {measured} | {goal} | {self.verdict()} |"
 
     def verdict(self) -> str:
-        if self.value is None:
+        if self.value is None or self.goal is None:
             return self.unmeasured
         if self.value >= self.goal if self.higher_is_better else self.value <= self.goal:
             return "**met**"
         gap = abs(self.value - self.goal)
         unit = "" if self.unit == "x" else f" {self.unit}"
         rel = f" ({gap / self.goal:.0%})" if self.goal else ""
-        return f"**missed** by {num(gap, 2)}{unit}{rel}"
+        return f"**missed** by {num(gap, self.digits)}{unit}{rel}"
 
 
 def targets(results: dict[str, Any]) -> list[str]:
@@ -190,8 +219,17 @@ def targets(results: dict[str, Any]) -> list[str]:
             Target(f"SqueezeNet c=16 {label} / naive {label}", ratio(squeeze, naive), 1.1, True),
         ]
     mlp = get("hub", "grpc", "mlp", 64, "throughput")
+    naive_p50 = get("naive", "grpc", "mlp", 1, "p50_ms")
     rows += [
-        Target("MLP c=64 gRPC throughput", mlp, 3000, True, "/s"),
+        Target(
+            "MLP c=1 gRPC p50",
+            get("hub", "grpc", "mlp", 1, "p50_ms"),
+            naive_p50 + 0.3 if naive_p50 is not None else None,
+            False,
+            "ms",
+            goal_note=f"(naive {num(naive_p50, 2)} + 0.3)" if naive_p50 else "(naive p50 + 0.3 ms)",
+        ),
+        Target("MLP c=64 gRPC throughput (stretch)", mlp, 3000, True, "/s"),
         Target("MLP c=64 gRPC p99", get("hub", "grpc", "mlp", 64, "p99_ms"), 50, False, "ms"),
         Target(
             "MLP c=64 gRPC / naive gRPC",
@@ -252,9 +290,58 @@ def targets(results: dict[str, Any]) -> list[str]:
     return [
         "| target | measured | goal | verdict |",
         "|---|---:|---:|---|",
-        *(t.row() for t in rows),
+        *(t.row() for t in [*budgets(results), *rows]),
         "",
     ]
+
+
+def budgets(results: dict[str, Any]) -> list[Target]:
+    """The issue's CPU budgets: a process's CPU time (/proc) over the requests served, per
+    role. Gateway rows carry the floor server's figure: the least grpc.aio spends per call."""
+    pts = results["points"]
+
+    def point(model: str, c: int) -> dict[str, Any] | None:
+        return find(pts, "hub", "grpc", model, c)
+
+    def floor(c: int) -> str:
+        us = cpu_us(find(pts, "floor", "grpc", "mlp", c))
+        return f"(floor at MLP c={c}: {num(us, 0)} µs)" if us is not None else ""
+
+    raw_us = raw_cpu_us(results["raw"].get("squeezenet"))
+    rows = []
+    for model, label, c, gateway, worker, floor_c in (
+        ("mlp", "MLP", 64, 300.0, 80.0, 64),
+        ("mlp", "MLP", 1, 400.0, 250.0, 1),
+        ("squeezenet", "SqueezeNet", 16, 400.0, None, 64),
+    ):
+        p = point(model, c)
+        rows.append(
+            Target(
+                f"Budget: {label} c={c} gRPC, gateway CPU/req",
+                cpu_us(p, "gateway"),
+                gateway,
+                False,
+                "µs",
+                floor(floor_c),
+                digits=0,
+            )
+        )
+        note = ""
+        if worker is None:  # SqueezeNet: raw ORT's own CPU per inference + 300 µs
+            worker = raw_us + 300 if raw_us is not None else None
+            note = f"(raw ORT best {num(raw_us, 0)} + 300)" if raw_us else "(raw ORT best + 300 µs)"
+        rows.append(
+            Target(
+                f"Budget: {label} c={c} gRPC, worker CPU/req",
+                cpu_us(p, "worker"),
+                worker,
+                False,
+                "µs",
+                goal_note=note,
+                digits=0,
+            )
+        )
+    return rows
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -352,6 +439,34 @@ def extras(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def layout_lines(results: dict[str, Any]) -> list[str]:
+    """Which layout InferenceHub served the CNNs with (--hub-layout); nothing for old runs."""
+    hub = results.get("hub_layout")
+    if not hub:
+        return []
+    if hub["mode"] != "raw-best" or not hub["models"]:
+        why = "`--hub-layout default`" if hub["mode"] != "raw-best" else "no CNN measured"
+        text = (
+            f"InferenceHub served every model with its defaults ({why}; no model.toml for the "
+            "bench models: 1 instance with all cores' threads, batching on)."
+        )
+        return [text, ""]
+    parts = []
+    for name, lay in hub["models"].items():
+        threads = "thread" if lay["threads"] == 1 else "threads"
+        instances = "instance" if lay["instances"] == 1 else "instances"
+        batching = f"batching up to {lay['max_batch_size']}" if lay["batching"] else "batching off"
+        parts.append(
+            f"{name}: {lay['instances']} {instances} x {lay['threads']} {threads}, {batching}"
+        )
+    text = (
+        f"InferenceHub's layout (`--hub-layout raw-best`, written to model.toml before it "
+        f"started): {'; '.join(parts)} (raw ORT's best in this run). The naive server keeps "
+        "ONNX Runtime's defaults."
+    )
+    return [text, ""]
+
+
 def render(results: dict[str, Any], command: str) -> str:
     info, s = results["info"], results["settings"]
     lines = [
@@ -367,14 +482,23 @@ def render(results: dict[str, Any], command: str) -> str:
         f"as a batching server answers in bursts); concurrency "
         f"{', '.join(map(str, s['concurrency']))}; batch 1, U[0,1) inputs. Each server serves the "
         "same repository (mlp, squeezenet, resnet50, plus models/efficientnet) and both run during "
-        "the whole benchmark, interleaved point by point. CPU s/1k req counts every process of the "
-        "server (InferenceHub: supervisor + gateway + worker) from /proc; *loadgen* is the load "
-        "generator's own CPU (perf_analyzer costs ~0.1 s/1k req and shares these cores); *other "
-        "load* is what the rest of the machine (other users included) used meanwhile, in cores. "
-        "`*` / (built-in): the point was measured with the built-in generator. *x naive*: "
+        "the whole benchmark (the floor too where the MLP is measured), interleaved point by "
+        "point. CPU s/1k req counts every process of the server (InferenceHub: supervisor + "
+        "gateway + worker) from /proc; *gateway* / *worker µs/req* split InferenceHub's by "
+        "process (told apart by argv; the supervisor's share is only in the total; the naive and "
+        "floor servers are one process: see the total); *loadgen* is the load generator's own "
+        "CPU (perf_analyzer costs ~0.1 s/1k req and shares these cores); *other load* is what the "
+        "rest of the machine (other users included) used meanwhile, in cores. `*` / (built-in): "
+        "the point was measured with the built-in generator. *x naive*: "
         "against the naive server on the same protocol (HTTP JSON against its binary HTTP).",
         "",
+        *layout_lines(results),
         "## Targets",
+        "",
+        "Budgets: CPU per request = a process's CPU time from /proc divided by the requests the "
+        "server counted. *Floor*: `bench/floor_server.py`, a grpc.aio KServe server that "
+        "computes nothing (fixed zero answer, uvloop): the least any grpc.aio server spends per "
+        "unary call on this machine, shown next to the gateway budgets.",
         "",
         *targets(results),
         "## Per model",

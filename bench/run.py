@@ -1,10 +1,12 @@
 """InferenceHub vs raw ONNX Runtime vs the naive one-process server, side by side, in one go.
 
 Builds the bench models (tiny MLP, SqueezeNet, ResNet-50) into a temp repository, measures raw
-ONNX Runtime in-process, then starts InferenceHub (`python -m inferencehub up`, from source)
-and the naive FastAPI + grpc.aio server (bench/naive_server.py) on the same repository and
-drives both, point by point, with Triton's perf_analyzer (or the built-in generator). Adds the
-issue's extra targets: overload with a deadline, the door under load, idle memory and start-up.
+ONNX Runtime in-process, gives the CNNs raw ORT's best layout in model.toml (--hub-layout), then
+starts InferenceHub (`python -m inferencehub up`, from source), the naive FastAPI + grpc.aio
+server (bench/naive_server.py) and the do-nothing grpc.aio floor (bench/floor_server.py) and
+drives them, point by point, with Triton's perf_analyzer (or the built-in generator), charging
+CPU per request to each InferenceHub process (gateway, worker) separately. Adds the issue's
+extra targets: overload with a deadline, the door under load, idle memory and start-up.
 Writes bench/results/<date>-<commit>.md (+ .json) and bench/results/latest.md.
 
     python bench/run.py              # full run, ~15 min on 2 cores
@@ -37,6 +39,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from bench import kserve_stubs, measure, rawort, report  # noqa: E402
+from bench.floor_server import MODEL as FLOOR_MODEL  # noqa: E402
 from bench.models import MODELS, build_repository, write_perf_analyzer_input  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -47,6 +50,8 @@ ORDER = [
     ("hub", "http"),
     ("hub", "grpc"),
 ]
+FLOOR_CONCURRENCY = (1, 64)  # the MLP gRPC points whose gateway budgets the floor informs
+CNNS = ("squeezenet", "resnet50")
 
 
 def git(*args: str) -> str:
@@ -90,15 +95,11 @@ def machine_info() -> dict[str, Any]:
 
 
 def roles(server: measure.Server) -> dict[str, float]:
-    """RSS MB per process, named by role (up, gateway, worker; naive)."""
-    named = {}
+    """RSS MB per role (supervisor, gateway, worker; naive), several workers summed."""
+    named: dict[str, float] = {}
     for pid in server.pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        role = next((a for a in argv if a in ("up", "gateway", "worker")), server.label)
-        named[role if role != "up" else "supervisor"] = measure.memory_mb([pid])[0]
+        role = measure.role_of(measure.cmdline(pid), server.label)
+        named[role] = named.get(role, 0.0) + measure.memory_mb([pid])[0]
     return named
 
 
@@ -173,10 +174,15 @@ def door(server: measure.Server, stubs: Path, seconds: float) -> dict[str, Any]:
 
 def progress(p: measure.Point) -> str:
     cpu = p.per_1k(p.server_cpu_s) or 0
+    split = " ".join(
+        f"{role} {seconds / p.requests * 1e6:.0f}us"
+        for role, seconds in p.server_cpu_by_role.items()
+        if p.requests and role in ("gateway", "worker")
+    )
     return (
         f"{p.model:10} c={p.concurrency:<3} {p.server:5} {p.path:9} {p.throughput or 0:9.1f}/s "
         f"p50 {p.p50_ms or 0:8.2f} p99 {p.p99_ms or 0:8.2f} ms err {p.errors} "
-        f"cpu/1k {cpu:.3f} {p.note}"
+        f"cpu/1k {cpu:.3f} {split} {p.note}".rstrip()
     )
 
 
@@ -191,6 +197,15 @@ def parse_args() -> argparse.Namespace:
         "--trials", type=int, default=3, help="perf_analyzer -r (windows per point)"
     )
     parser.add_argument("--no-extras", action="store_true", help="skip overload/door/startup")
+    parser.add_argument(
+        "--hub-layout",
+        choices=["default", "raw-best"],
+        default="raw-best",
+        help="InferenceHub's CNN layout: raw ORT's best of this run (model.toml) or the defaults",
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the do-nothing grpc.aio floor server"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", type=Path, help="only re-render a saved results .json")
     args = parser.parse_args()
@@ -231,31 +246,51 @@ def main() -> None:
         else "built-in generator",
     }
     results["raw"] = measure_raw(args.models, repo, args.quick)
+    results["hub_layout"] = {
+        "mode": args.hub_layout,
+        "models": hub_layouts(results["raw"], repo) if args.hub_layout == "raw-best" else {},
+    }
     hub, start_times = start_hub(repo, work, 1 if args.quick or args.no_extras else 3)
     naive = start_naive(repo, stubs, work)
     servers = {"hub": hub, "naive": naive}
+    floor = None
+    if FLOOR_MODEL in args.models and not args.no_floor:
+        floor = servers["floor"] = start_floor(stubs, work)
     try:
         naive.wait_ready()
+        if floor:
+            floor.wait_ready()
         time.sleep(2)
         results["memory"]["hub_idle"] = memory(hub)
         results["memory"]["naive_idle"] = memory(naive)
         results["startup"] = {"samples_s": start_times, "median_s": statistics.median(start_times)}
-        for server in servers.values():  # fresh ORT sessions run slow for their first seconds
-            for name in args.models:
+        for label, server in servers.items():  # fresh ORT sessions run slow for a few seconds
+            for name in [FLOOR_MODEL] if label == "floor" else args.models:
                 builtin(server.grpc, name, 2, stubs, 1.0 if args.quick else 2.0)
         ceilings = {name: raw["best"]["throughput"] for name, raw in results["raw"].items()}
         load = measure.Load(args.loadgen, args.window_ms, args.trials, stubs, inputs, ceilings)
+
+        def run_point(label: str, path: str, name: str, c: int) -> None:
+            point = measure.measure_point(servers[label], path, MODELS[name], c, load, work)
+            results["points"].append(point.as_dict())
+            print(progress(point), flush=True)
+
         for name in args.models:
             for c in args.concurrency:
                 for label, path in ORDER:
-                    point = measure.measure_point(servers[label], path, MODELS[name], c, load, work)
-                    results["points"].append(point.as_dict())
-                    print(progress(point), flush=True)
+                    run_point(label, path, name, c)
+                if floor and name == FLOOR_MODEL and c in FLOOR_CONCURRENCY:
+                    run_point("floor", "grpc", name, c)  # interleaved with the MLP points
+            if floor and name == FLOOR_MODEL:
+                for c in FLOOR_CONCURRENCY:
+                    if c not in args.concurrency:
+                        run_point("floor", "grpc", name, c)
         if not args.no_extras and {"mlp", "squeezenet", "resnet50"} <= set(args.models):
             seconds = 4.0 if args.quick else 10.0
-            results["overload"] = {k: overload(s, stubs, seconds) for k, s in servers.items()}
+            pair = {"hub": hub, "naive": naive}
+            results["overload"] = {k: overload(s, stubs, seconds) for k, s in pair.items()}
             print("overload done", flush=True)
-            results["door"] = {k: door(s, stubs, seconds / 2) for k, s in servers.items()}
+            results["door"] = {k: door(s, stubs, seconds / 2) for k, s in pair.items()}
             print("door done", flush=True)
         results["memory"]["hub_after"] = memory(hub)
     finally:
@@ -293,6 +328,50 @@ def measure_raw(models: list[str], repo: Path, quick: bool) -> dict[str, Any]:
         }
         print(f"raw ORT {name}: best {best:,.1f}/s ({layout}, batch {batch})", flush=True)
     return out
+
+
+def layout_toml(instances: int, batch: int) -> str:
+    """model.toml for `instances` ORT sessions (the worker gives each cores/instances threads)
+    and raw ORT's best batch: batch 1 means batching off, else batches capped at `batch`."""
+    lines = [f"instances = {instances}"]
+    if batch > 1:
+        lines.append(f"max_batch_size = {batch}")
+    else:
+        lines += ["", "[batching]", "enabled = false"]
+    return "\n".join(lines) + "\n"
+
+
+def hub_layouts(raw: dict[str, Any], repo: Path) -> dict[str, dict[str, Any]]:
+    """Write each measured CNN's model.toml so InferenceHub serves it with raw ORT's best
+    layout of this very run: the hub is then judged against the ceiling it could reach, not
+    against a layout its defaults happen to pick. Must run before InferenceHub starts."""
+    cores = len(os.sched_getaffinity(0))
+    out = {}
+    for name in CNNS:
+        if name not in raw:
+            continue
+        best = raw[name]["best"]
+        calls, _threads = rawort.LAYOUTS[best["layout"]]
+        toml = layout_toml(calls, int(best["batch"]))
+        (repo / name / "model.toml").write_text(toml)
+        out[name] = {
+            "instances": calls,
+            "threads": max(1, cores // calls),
+            "batching": best["batch"] > 1,
+            "max_batch_size": best["batch"] if best["batch"] > 1 else None,
+            "raw_layout": best["layout"],
+            "raw_batch": best["batch"],
+            "model_toml": toml,
+        }
+        flat = "; ".join(line for line in toml.splitlines() if line)
+        print(f"hub layout {name}: {flat}", flush=True)
+    return out
+
+
+def start_floor(stubs: Path, work: Path) -> measure.Server:
+    command = [sys.executable, "-m", "bench.floor_server", "--stubs", str(stubs)]
+    command += ["--grpc-port", "{grpc}"]
+    return measure.GrpcOnlyServer.start("floor", command, work / "floor.log", stubs=stubs)
 
 
 def start_naive(repo: Path, stubs: Path, work: Path) -> measure.Server:

@@ -1,0 +1,78 @@
+"""The bench's own arithmetic: roles by argv, per-role CPU, the layout it gives the hub and
+the budgets it judges (pure functions; no server)."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from bench import report
+from bench.measure import role_deltas, role_of
+from bench.run import layout_toml
+
+
+def test_role_of_names_inferencehub_processes_by_subcommand() -> None:
+    py = "/usr/bin/python3"
+    assert role_of([py, "-m", "inferencehub", "up", "--models", "m"], "hub") == "supervisor"
+    assert role_of([py, "-m", "inferencehub", "gateway", "--settings", "s"], "hub") == "gateway"
+    assert role_of([py, "-m", "inferencehub", "worker", "--name", "w2"], "hub") == "worker"
+    assert role_of([py, "/usr/local/bin/inferencehub", "worker"], "hub") == "worker"
+    assert role_of([py, "-m", "bench.naive_server", "--models", "x"], "naive") == "naive"
+    assert role_of([py, "-m", "bench.floor_server"], "floor") == "floor"
+    assert role_of([], "hub") == "hub"
+
+
+def test_role_deltas_clamp_a_restarted_process() -> None:
+    before = {"gateway": 10.0, "worker": 50.0}
+    after = {"gateway": 12.5, "worker": 1.0, "supervisor": 0.1}
+    assert role_deltas(before, after) == {"gateway": 2.5, "worker": 0.0, "supervisor": 0.1}
+
+
+def test_layout_toml_is_valid_and_says_what_raw_ort_found() -> None:
+    off = tomllib.loads(layout_toml(2, 1))
+    assert off == {"instances": 2, "batching": {"enabled": False}}
+    assert tomllib.loads(layout_toml(1, 16)) == {"instances": 1, "max_batch_size": 16}
+
+
+def point(**more: Any) -> dict[str, Any]:
+    base = {"server": "hub", "path": "grpc", "model": "mlp", "concurrency": 64}
+    return {**base, "requests": 1000, "server_cpu_s": 1.0, **more}
+
+
+def test_cpu_us_by_role_and_old_results() -> None:
+    p = point(server_cpu_by_role={"gateway": 0.3, "worker": 0.08, "supervisor": 0.0})
+    assert report.cpu_us(p, "gateway") == 300.0
+    assert round(report.cpu_us(p, "worker") or 0) == 80
+    assert report.cpu_us(p) == 1000.0
+    assert report.cpu_us(point(), "gateway") is None  # saved before the split: "—"
+    assert report.num(report.cpu_us(point(), "worker"), 0) == "—"
+
+
+def test_budget_rows_use_raw_ort_cpu_and_floor() -> None:
+    raw = {
+        "best": {"throughput": 200.0, "layout": "2 calls x 1 thread", "batch": 1},
+        "cpu_per_1k": {"2 calls x 1 thread": {"1": 9.5}},
+    }
+    results = {
+        "raw": {"squeezenet": raw},
+        "points": [
+            point(server_cpu_by_role={"gateway": 0.25, "worker": 0.09}),
+            point(server="floor", server_cpu_by_role={"floor": 0.39}, server_cpu_s=0.39),
+            point(model="squeezenet", concurrency=16, server_cpu_by_role={"worker": 9.7}),
+        ],
+    }
+    rows = {t.name: t for t in report.budgets(results)}
+    gateway = rows["Budget: MLP c=64 gRPC, gateway CPU/req"]
+    assert gateway.verdict() == "**met**"
+    assert "floor at MLP c=64: 390 µs" in gateway.row()
+    assert rows["Budget: MLP c=64 gRPC, worker CPU/req"].verdict().startswith("**missed** by 10")
+    squeeze = rows["Budget: SqueezeNet c=16 gRPC, worker CPU/req"]
+    assert squeeze.goal == 9800.0 and squeeze.verdict() == "**met**"
+    assert rows["Budget: MLP c=1 gRPC, gateway CPU/req"].verdict() == "not measured"
+
+
+def test_layout_lines_state_what_the_hub_served() -> None:
+    lay = {"instances": 2, "threads": 1, "batching": False, "max_batch_size": None}
+    text = report.layout_lines({"hub_layout": {"mode": "raw-best", "models": {"sq": lay}}})[0]
+    assert "sq: 2 instances x 1 thread, batching off" in text
+    assert report.layout_lines({}) == []
