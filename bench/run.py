@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -309,7 +310,8 @@ def log_anomalies(log: Path) -> list[str]:
     for line in log.read_text().splitlines():
         parts = line.split(maxsplit=1)
         if len(parts) == 2 and parts[1].startswith(("WARNING", "ERROR")):
-            seen[" ".join(parts[1].split())[:200]] += 1
+            message = re.sub(r" \[request [^\]]*\]$", "", " ".join(parts[1].split()))
+            seen[message[:200]] += 1
     return [f"hub log, {n}x: `{message}`" for message, n in seen.items()]
 
 

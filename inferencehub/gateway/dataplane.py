@@ -213,6 +213,7 @@ class DataPlane:
                 version.max_queue_size,
                 payloads,
                 check.output_bytes(request),
+                version.instances,
             )
             return response
         finally:
@@ -271,6 +272,7 @@ class DataPlane:
                 version.max_queue_size,
                 payloads,
                 check.output_bytes(request),
+                version.instances,
             )
         except HubError as exc:
             logger.debug("shadow request %s failed: %s", request.request_id, exc.message)

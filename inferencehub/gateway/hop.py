@@ -52,14 +52,9 @@ logger = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 16 * 1024
 # Requests ready together share a message up to this much inline data.
 MESSAGE_SOFT_LIMIT = 4 << 20
-# Messages carrying a model version's requests that may be unanswered at once. Requests that
-# arrive meanwhile gather and leave together when it is answered: per message, not per
-# request, is what the stream costs. Per version, so a slow model never holds a fast one back.
-# (1 measured best on 2 cores for both a tiny MLP and SqueezeNet: bench/README.md.)
-SENDS_IN_FLIGHT = 1
-# Before it composes a message, the writer lets this many loop iterations pass: on an idle
-# loop that is a few microseconds, on a busy one it lets the requests being handled right now
-# join the message. MLP at c=64: 1.4 -> 3 requests per message, the same c=1 latency.
+# When requests come several at a time, the writer lets this many loop iterations pass before
+# it composes a message: the requests being handled right then join it (MLP at c=64: 1.4 -> 3
+# requests per message). A lone request does not wait.
 GATHER_ITERATIONS = 8
 HELLO_TIMEOUT_S = 5.0
 # How long close() lets answers still on their way arrive.
@@ -67,24 +62,25 @@ CLOSE_GRACE_S = 5.0
 
 
 class _Lane:
-    """One model version's requests: queued, and in how many messages in flight."""
+    """One model version's requests, queued here or sent and unanswered.
 
-    __slots__ = ("backlog", "queue", "sends")
+    A lane sends while fewer of its requests are unanswered than the version has instances:
+    an instance of the worker may then be idle. Otherwise requests gather and leave together
+    when one is answered, since per message, not per request, is what the stream costs. Per
+    version, so a slow model never holds a fast one back.
+    """
+
+    __slots__ = ("backlog", "instances", "queue", "unanswered")
 
     def __init__(self) -> None:
         self.queue: deque[_Sending] = deque()
-        self.sends = 0  # messages with unanswered requests of this lane
-        self.backlog = 0  # requests queued or unanswered: what max_queue_size bounds
+        self.unanswered = 0  # sent, not answered yet
+        self.backlog = 0  # queued or unanswered: what max_queue_size bounds
+        self.instances = 1
 
-
-class _Send:
-    """A lane's share of one message: in flight until each of its requests is answered."""
-
-    __slots__ = ("lane", "unanswered")
-
-    def __init__(self, lane: _Lane) -> None:
-        self.lane = lane
-        self.unanswered = 0
+    @property
+    def may_send(self) -> bool:
+        return bool(self.queue) and self.unanswered < self.instances
 
 
 @dataclass(eq=False, slots=True)
@@ -98,7 +94,7 @@ class _Sending:
     deadline: float  # loop time
     lane: _Lane
     tag: int = 0
-    send: _Send | None = None
+    sent: bool = False  # in a message, not answered yet: counted in lane.unanswered
     session: _Session | None = None
     slot: int = 0  # 0: inline
     generation: int = 0
@@ -235,13 +231,15 @@ class HopClient:
         timeout_s: float,
         max_backlog: int = 0,
         output_bytes: int = 0,
+        instances: int = 1,
     ) -> pb.PredictResponse:
         """Run a request on the worker and wait for its own answer, at most `timeout_s`.
 
         `payloads` are the inputs' bytes (the request's tensors carry none); `output_bytes`
         the room its outputs need (0: unknown, they come back inline); `max_backlog` (the
         version's max_queue_size; 0 = unbounded) bounds what may wait here and in the worker
-        for this version: beyond it the request is refused at once.
+        for this version: beyond it the request is refused at once; `instances`: how many
+        requests the version runs at once.
 
         Raises:
             OverloadedError: the backlog or the arena is full.
@@ -263,6 +261,7 @@ class HopClient:
         item = _Sending(
             request, payloads, output_bytes, loop.create_future(), loop.time() + timeout_s, lane
         )
+        lane.instances = max(1, instances)
         lane.backlog += 1  # before any await: concurrent callers see it
         try:
             session = await self._current_session()
@@ -276,7 +275,7 @@ class HopClient:
         else:
             self.inline_requests += 1
         lane.queue.append(item)
-        if lane.sends < SENDS_IN_FLIGHT:
+        if lane.may_send:
             self._wakeup.set()
         timer = loop.call_at(item.deadline, _expire, item, timeout_s)
         try:
@@ -289,7 +288,7 @@ class HopClient:
         session = self._session
         slots = session.slots if session is not None and not session.broken else None
         return {
-            "arena_bytes": slots.capacity if slots is not None else 0,
+            "arena_bytes": session.arena.size if slots is not None and session.arena else 0,
             "arena_used_bytes": slots.used if slots is not None else 0,
             "arena_slots": slots.slots if slots is not None else 0,
             "arena_high_water_bytes": slots.high_water if slots is not None else 0,
@@ -398,13 +397,14 @@ class HopClient:
             )
 
     async def _write(self, session: _Session) -> None:
-        """Send what the lanes may send; while a message is being written or a lane has its
-        sends in flight, the next requests gather."""
+        """Send what the lanes may send; while a message is being written or a lane waits for
+        answers, the next requests gather."""
         try:
             while True:
                 await self._wakeup.wait()
-                for _ in range(GATHER_ITERATIONS):
-                    await asyncio.sleep(0)
+                if self._concurrent(session):
+                    for _ in range(GATHER_ITERATIONS):
+                        await asyncio.sleep(0)
                 self._wakeup.clear()
                 while not session.broken:
                     message = self._next_message(session)
@@ -419,14 +419,25 @@ class HopClient:
                 raise
             self._break(session, WorkerUnavailableError(f"the hop to {self._name} was cancelled"))
 
+    def _concurrent(self, session: _Session) -> bool:
+        """Whether requests come several at a time (more than one queued, or answers still
+        due): only then is gathering worth a wait. A lone request leaves at once."""
+        if session.waiting:
+            return True
+        queued = 0
+        for lane in self._lanes.values():
+            queued += len(lane.queue)
+            if queued > 1:
+                return True
+        return False
+
     def _next_message(self, session: _Session) -> hop.HopRequests | None:
         message = hop.HopRequests()
         inline = 0
         now = asyncio.get_running_loop().time()
         for lane in self._lanes.values():
-            if not lane.queue or lane.sends >= SENDS_IN_FLIGHT:
+            if not lane.may_send:
                 continue
-            send = _Send(lane)
             while lane.queue and (inline < MESSAGE_SOFT_LIMIT or not message.requests):
                 item = lane.queue.popleft()
                 if item.future.done():  # its caller gave up before it left: nobody read it
@@ -439,10 +450,8 @@ class HopClient:
                         self._settle(item, exc)
                         continue
                 inline += self._add(message, session, item, now)
-                item.send = send
-                send.unanswered += 1
-            if send.unanswered:
-                lane.sends += 1
+                item.sent = True
+                lane.unanswered += 1
             if inline >= MESSAGE_SOFT_LIMIT:
                 self._wakeup.set()  # the rest go in the next message
                 break
@@ -504,9 +513,9 @@ class HopClient:
         sent = list(session.waiting.values())
         session.waiting.clear()
         for lane in self._lanes.values():
-            lane.sends = 0  # every message in flight is void
+            lane.unanswered = 0  # nothing in flight any more
         for item in sent:
-            item.send = None
+            item.sent = False
         if sent:
             logger.warning(
                 "hop to %s broke with %d request(s) in flight: %s", self._name, len(sent), error
@@ -551,13 +560,11 @@ class HopClient:
         if not item.done:
             item.done = True
             item.lane.backlog -= 1
-        send, item.send = item.send, None
-        if send is not None:
-            send.unanswered -= 1
-            if not send.unanswered:
-                send.lane.sends -= 1
-                if send.lane.queue:
-                    self._wakeup.set()
+        if item.sent:
+            item.sent = False
+            item.lane.unanswered -= 1
+            if item.lane.may_send:
+                self._wakeup.set()
         if item.session is not None and not item.session.broken:
             item.session.free(item)
         if outcome is None or item.future.done():

@@ -87,6 +87,7 @@ class WorkerPool:
         max_backlog: int = 0,
         payloads: Sequence[bytes | memoryview] | None = None,
         output_bytes: int = 0,
+        instances: int = 1,
     ) -> pb.PredictResponse:
         """Least outstanding among the serving workers hosting the model; the next one when a
         worker is unavailable, while the deadline allows.
@@ -112,7 +113,9 @@ class WorkerPool:
             tried.add(worker.name)
             worker.outstanding += 1
             try:
-                return await worker.predict(request, remaining, max_backlog, payloads, output_bytes)
+                return await worker.predict(
+                    request, remaining, max_backlog, payloads, output_bytes, instances
+                )
             except WorkerUnavailableError as exc:
                 last = exc
                 logger.debug("worker %s unavailable, trying another: %s", worker.name, exc)

@@ -172,6 +172,7 @@ class GrpcWorkerClient:
         max_backlog: int = 0,
         payloads: Sequence[bytes | memoryview] | None = None,
         output_bytes: int = 0,
+        instances: int = 1,
     ) -> pb.PredictResponse:
         """Run a request on the worker within `timeout_s` (see HopClient.predict); without
         `payloads`, the inputs' bytes are taken out of the request's tensors.
@@ -184,7 +185,9 @@ class GrpcWorkerClient:
             raise WorkerUnavailableError("the worker is unavailable (restarting?); retry shortly")
         if payloads is None:
             payloads = take_payloads(request)
-        return await self._hop.predict(request, payloads, timeout_s, max_backlog, output_bytes)
+        return await self._hop.predict(
+            request, payloads, timeout_s, max_backlog, output_bytes, instances
+        )
 
     @property
     def hop(self) -> HopClient:

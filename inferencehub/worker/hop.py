@@ -44,9 +44,16 @@ HELLO_TIMEOUT_S = 10.0
 # Answers ready together share a message up to this much inline data; a bigger message would
 # only delay the first answers in it (gRPC's own limit is far higher).
 MESSAGE_SOFT_LIMIT = 4 << 20
-# Failures that are the caller's doing: DEBUG only, a bad client must not flood the log.
-CALLER_ERRORS = frozenset(
-    {ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION}
+# Failures that are the caller's doing or the load's (deadlines, full queues): DEBUG only, a
+# bad client or an overload must not flood the log; statistics and /metrics count them.
+QUIET_ERRORS = frozenset(
+    {
+        ErrorCode.INVALID_ARGUMENT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.FAILED_PRECONDITION,
+        ErrorCode.DEADLINE_EXCEEDED,
+        ErrorCode.RESOURCE_EXHAUSTED,
+    }
 )
 
 
@@ -417,7 +424,7 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         request = item.request
         if isinstance(error, HubError):
             code, message = error.code, error.message
-            log = logger.debug if code in CALLER_ERRORS else logger.warning
+            log = logger.debug if code in QUIET_ERRORS else logger.warning
             log(
                 "predict %s version %s failed: %s",
                 request.model_name,

@@ -81,6 +81,7 @@ class ModelScheduler:
         self._arrived = asyncio.Event()
         self._closing = False
         self._run_s = 1e-3  # recent ORT run time (moving average); starts on the pool
+        self._idle = 0  # runners waiting for work
         self._runners = [
             asyncio.create_task(self._run_instance(i), name=f"{model.name}/{info.version}#{i}")
             for i in range(info.instances)
@@ -220,14 +221,19 @@ class ModelScheduler:
             if self._closing:
                 return None
             self._arrived.clear()
-            await self._arrived.wait()
+            self._idle += 1
+            try:
+                await self._arrived.wait()
+            finally:
+                self._idle -= 1
         batch, size = [first], first.items
         if not self._max_batch:
             return batch
+        limit = self._share(first)
         wait_until = loop.time() + self._delay_s
-        while size < self._max_batch and size not in self._preferred:
-            size += self._take_compatible(batch, size, loop)
-            if size >= self._max_batch or size in self._preferred:
+        while size < limit and size not in self._preferred:
+            size += self._take_compatible(batch, size, loop, limit)
+            if size >= limit or size in self._preferred:
                 break
             remaining = wait_until - loop.time()
             if remaining <= 0 or self._closing:
@@ -238,15 +244,30 @@ class ModelScheduler:
                     await self._arrived.wait()
         return batch
 
+    def _share(self, first: _Pending) -> int:
+        """The most items this batch may take: all that fit, unless other instances wait for
+        work; then a fair share of what is queued, so they run side by side instead of one
+        instance running everything as one batch while the others idle."""
+        if not self._idle:
+            return self._max_batch
+        queued = first.items + sum(p.items for p in self._queue)
+        return min(self._max_batch, max(first.items, -(-queued // (self._idle + 1))))
+
     def _take_compatible(
-        self, batch: list[_Pending], size: int, loop: asyncio.AbstractEventLoop
+        self,
+        batch: list[_Pending],
+        size: int,
+        loop: asyncio.AbstractEventLoop,
+        limit: int | None = None,
     ) -> int:
-        """Move queued requests that fit the batch into it; returns the items added."""
+        """Move queued requests that fit the batch (up to `limit` items, default
+        max_batch_size) into it; returns the items added."""
+        limit = self._max_batch if limit is None else limit
         added = 0
         keep: deque[_Pending] = deque()
         while self._queue:
             pending = self._queue.popleft()
-            fits = pending.key == batch[0].key and size + added + pending.items <= self._max_batch
+            fits = pending.key == batch[0].key and size + added + pending.items <= limit
             expired = pending.deadline is not None and loop.time() >= pending.deadline
             if pending.future.done() or expired or not fits:
                 keep.append(pending)  # _next() answers expired ones in order

@@ -16,15 +16,10 @@ from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
-from inferencehub.worker.hop import HopCounts
+from inferencehub.worker.hop import QUIET_ERRORS, HopCounts
 from inferencehub.worker.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
-
-# Failures that are the caller's doing: logged at DEBUG only, a bad client must not flood the log.
-CALLER_ERRORS = frozenset(
-    {ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION}
-)
 
 
 class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -84,7 +79,7 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
             scheduler.model.signature.check(request)
             result = await scheduler.submit(request, timeout_s, arrived_ns)
         except HubError as exc:
-            log = logger.debug if exc.code in CALLER_ERRORS else logger.warning
+            log = logger.debug if exc.code in QUIET_ERRORS else logger.warning
             log(
                 "predict %s version %s failed: %s", request.model_name, request.version, exc.message
             )

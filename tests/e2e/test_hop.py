@@ -4,7 +4,6 @@ under load loses no request silently and leaks no slot."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -19,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from inferencehub.gateway.hop import INLINE_MAX_BYTES
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
@@ -327,4 +327,31 @@ def test_a_killed_gateway_leaves_no_slot_held_in_the_worker(repo: Path, tmp_path
         assert status["worker_arenas_mapped"] == 1 and status["worker_slots_held"] == 0
         assert hub.children()["worker"] == worker  # the same worker process throughout
         wait_for(lambda: arena_mappings(worker) == 1, what="the dead gateway's arena unmapped")
-        assert json.dumps(status)  # for the failure message
+
+
+def test_metrics_show_both_sides_of_the_hop(hub: Hub) -> None:
+    x = np.ones((LARGE_ROWS * 10, 4), np.float32)  # 64 KB: the arena
+    body = {"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}
+    reply = httpx.post(
+        f"{hub.http_url}/v2/models/scale/infer",
+        json={"inputs": [body]},
+        timeout=30,
+    )
+    assert reply.status_code == 200
+    text = httpx.get(f"{hub.http_url}/metrics", timeout=10).text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    worker = (("worker", "worker"),)
+    assert samples[("inferencehub_arena_bytes", worker)] == 128 * 1024 * 1024
+    assert samples[("inferencehub_arena_slots", worker)] == 0
+    assert samples[("inferencehub_arena_high_water_bytes", worker)] >= 2 * x.nbytes
+    arena = (("path", "arena"), ("worker", "worker"))
+    assert samples[("inferencehub_hop_requests_total", arena)] >= 1
+    assert samples[("inferencehub_worker_hop_sessions", worker)] == 1
+    assert samples[("inferencehub_worker_arenas_mapped", worker)] == 1
+    assert samples[("inferencehub_worker_slots_held", worker)] == 0
+    status = hop_counts(hub)
+    assert samples[("inferencehub_hop_messages_total", worker)] <= status["messages_sent"]

@@ -36,6 +36,8 @@ def batching_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "slowest" / "model.toml").write_text("[batching]\nenabled = false\n")
     slow_batch_model(root / "pair" / "1" / "model.onnx", ITERATIONS)
     (root / "pair" / "model.toml").write_text("instances = 2\n[batching]\nenabled = false\n")
+    slow_batch_model(root / "pairbatch" / "1" / "model.onnx", ITERATIONS)
+    (root / "pairbatch" / "model.toml").write_text("instances = 2\n")
     return root
 
 
@@ -164,5 +166,27 @@ async def test_gateway_refuses_beyond_the_models_backlog_at_the_door(
             answered = [r for r in results if isinstance(r, pb.PredictResponse)]
             assert len(refused) == 4 and len(answered) == 2
             assert "max_queue_size" in refused[0].message
+        finally:
+            await client.close()
+
+
+async def test_idle_instances_split_the_queue_instead_of_one_taking_it_all(
+    batching_repo: Path, uds_dir: Path
+) -> None:
+    from inferencehub.gateway.worker_client import GrpcWorkerClient
+
+    address = f"unix://{uds_dir}/w.sock"
+    async with running_worker(batching_repo, address):
+        client = GrpcWorkerClient(address, max_message_bytes=1 << 20, refresh_s=60)
+        try:
+            x = np.zeros((1, 3), np.float32)
+            await client.predict(request("pairbatch", x), 30, instances=2)  # the session is up
+            # Four requests in one hop message reach two idle instances at once.
+            replies = await asyncio.gather(
+                *(client.predict(request("pairbatch", x), 30, instances=2) for _ in range(4))
+            )
+            assert client.hop.occupancy()["messages_sent"] == 2
+            # Two batches of two side by side, not one batch of four and an idle instance.
+            assert [r.timing.batch_size for r in replies] == [2, 2, 2, 2]
         finally:
             await client.close()
