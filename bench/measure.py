@@ -376,6 +376,17 @@ def role_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     return {role: max(0.0, after.get(role, 0.0) - before.get(role, 0.0)) for role in after}
 
 
+def _counters(server: Server) -> tuple[dict[str, float], tuple[float, float, float, float]]:
+    """CPU by role, and (server CPU, load generator CPU, machine busy, wall clock) now."""
+    roles = server.cpu_by_role()
+    return roles, (
+        sum(roles.values()),
+        children_cpu_seconds(),
+        machine_busy_seconds(),
+        time.monotonic(),
+    )
+
+
 def measure_point(
     server: Server, path: str, model: Any, concurrency: int, load: Load, scratch: Path
 ) -> Point:
@@ -387,13 +398,7 @@ def measure_point(
     for tool in tools:
         point = Point(server.label, path, model.name, concurrency, tool)
         point.extra["window_ms"] = load.window(model.name, concurrency)
-        roles_before = server.cpu_by_role()
-        before = (
-            sum(roles_before.values()),
-            children_cpu_seconds(),
-            machine_busy_seconds(),
-            time.monotonic(),
-        )
+        roles_before, before = _counters(server)
         counted = server.requests(model.name)
         if tool == "perf_analyzer":
             report = scratch / f"pa-{server.label}-{model.name}-{path}-{concurrency}.csv"
@@ -404,13 +409,7 @@ def measure_point(
             result = run_builtin(args, timeout_s=duration + 120)
             keep = ("error_kinds", "rejected", "deadline_exceeded")
             point.extra.update({k: v for k, v in result.items() if k in keep})
-        roles_after = server.cpu_by_role()
-        after = (
-            sum(roles_after.values()),
-            children_cpu_seconds(),
-            machine_busy_seconds(),
-            time.monotonic(),
-        )
+        roles_after, after = _counters(server)
         ok, failed = (b - a for b, a in zip(server.requests(model.name), counted, strict=True))
         point.drain_s = server.wait_idle()
         if "failed" in result:

@@ -15,7 +15,7 @@ import numpy as np
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
-from inferencehub.gateway.hop import take_payloads
+from inferencehub.gateway.hop import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
@@ -210,10 +210,8 @@ class DataPlane:
             response = await self._worker.predict(
                 request,
                 self._timeout(request, timeout_s),
-                version.max_queue_size,
+                _hints(version, check, request),
                 payloads,
-                check.output_bytes(request),
-                version.instances,
             )
             return response
         finally:
@@ -267,12 +265,7 @@ class DataPlane:
             check = self._signature(model, version)
             check.check(request, [len(p) for p in payloads])
             answer = await self._worker.predict(
-                request,
-                self._default_timeout_s,
-                version.max_queue_size,
-                payloads,
-                check.output_bytes(request),
-                version.instances,
+                request, self._default_timeout_s, _hints(version, check, request), payloads
             )
         except HubError as exc:
             logger.debug("shadow request %s failed: %s", request.request_id, exc.message)
@@ -344,6 +337,14 @@ class DataPlane:
     async def unload_model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)
         return await self._worker.unload_model(name)
+
+
+def _hints(version: pb.ModelVersion, check: SignatureCheck, request: pb.PredictRequest) -> HopHints:
+    return HopHints(
+        max_backlog=version.max_queue_size,
+        instances=version.instances,
+        output_bytes=check.output_bytes(request),
+    )
 
 
 def _same_answer(primary: pb.PredictResponse, shadow: pb.PredictResponse) -> bool:

@@ -61,6 +61,18 @@ HELLO_TIMEOUT_S = 5.0
 CLOSE_GRACE_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class HopHints:
+    """What the hop needs to know of a request's version (the gateway has its signature)."""
+
+    max_backlog: int = 0  # max_queue_size: requests waiting here and in the worker; 0 = any
+    instances: int = 1  # requests the version runs at once
+    output_bytes: int = 0  # room its outputs need in the slot (0: unknown; they come inline)
+
+
+NO_HINTS = HopHints()
+
+
 class _Lane:
     """One model version's requests, queued here or sent and unanswered.
 
@@ -229,17 +241,12 @@ class HopClient:
         request: pb.PredictRequest,
         payloads: Sequence[bytes | memoryview],
         timeout_s: float,
-        max_backlog: int = 0,
-        output_bytes: int = 0,
-        instances: int = 1,
+        hints: HopHints = NO_HINTS,
     ) -> pb.PredictResponse:
         """Run a request on the worker and wait for its own answer, at most `timeout_s`.
 
-        `payloads` are the inputs' bytes (the request's tensors carry none); `output_bytes`
-        the room its outputs need (0: unknown, they come back inline); `max_backlog` (the
-        version's max_queue_size; 0 = unbounded) bounds what may wait here and in the worker
-        for this version: beyond it the request is refused at once; `instances`: how many
-        requests the version runs at once.
+        `payloads` are the inputs' bytes (the request's tensors carry none). Beyond the
+        version's `hints.max_backlog` a request is refused at once.
 
         Raises:
             OverloadedError: the backlog or the arena is full.
@@ -252,16 +259,21 @@ class HopClient:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()
-        if max_backlog and lane.backlog >= max_backlog:
+        if hints.max_backlog and lane.backlog >= hints.max_backlog:
             raise OverloadedError(
-                f"model '{request.model_name}' version {request.version} has {max_backlog} "
+                f"model '{request.model_name}' version {request.version} has {hints.max_backlog} "
                 "requests waiting (max_queue_size); retry later"
             )
         loop = asyncio.get_running_loop()
         item = _Sending(
-            request, payloads, output_bytes, loop.create_future(), loop.time() + timeout_s, lane
+            request,
+            payloads,
+            hints.output_bytes,
+            loop.create_future(),
+            loop.time() + timeout_s,
+            lane,
         )
-        lane.instances = max(1, instances)
+        lane.instances = max(1, hints.instances)
         lane.backlog += 1  # before any await: concurrent callers see it
         try:
             session = await self._current_session()

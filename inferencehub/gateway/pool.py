@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inferencehub.errors import HubError, WorkerUnavailableError
+from inferencehub.gateway.hop import NO_HINTS, HopHints
 from inferencehub.gateway.worker_client import MISS_REFRESH_INTERVAL_S, GrpcWorkerClient
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb
@@ -84,10 +85,8 @@ class WorkerPool:
         self,
         request: pb.PredictRequest,
         timeout_s: float,
-        max_backlog: int = 0,
+        hints: HopHints = NO_HINTS,
         payloads: Sequence[bytes | memoryview] | None = None,
-        output_bytes: int = 0,
-        instances: int = 1,
     ) -> pb.PredictResponse:
         """Least outstanding among the serving workers hosting the model; the next one when a
         worker is unavailable, while the deadline allows.
@@ -113,9 +112,7 @@ class WorkerPool:
             tried.add(worker.name)
             worker.outstanding += 1
             try:
-                return await worker.predict(
-                    request, remaining, max_backlog, payloads, output_bytes, instances
-                )
+                return await worker.predict(request, remaining, hints, payloads)
             except WorkerUnavailableError as exc:
                 last = exc
                 logger.debug("worker %s unavailable, trying another: %s", worker.name, exc)

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferencehub.errors import HubError, WorkerUnavailableError
-from inferencehub.gateway.hop import HopClient, take_payloads
+from inferencehub.gateway.hop import NO_HINTS, HopClient, HopHints, take_payloads
 from inferencehub.protocol.status import error_from_rpc
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb
@@ -169,10 +169,8 @@ class GrpcWorkerClient:
         self,
         request: pb.PredictRequest,
         timeout_s: float,
-        max_backlog: int = 0,
+        hints: HopHints = NO_HINTS,
         payloads: Sequence[bytes | memoryview] | None = None,
-        output_bytes: int = 0,
-        instances: int = 1,
     ) -> pb.PredictResponse:
         """Run a request on the worker within `timeout_s` (see HopClient.predict); without
         `payloads`, the inputs' bytes are taken out of the request's tensors.
@@ -185,9 +183,7 @@ class GrpcWorkerClient:
             raise WorkerUnavailableError("the worker is unavailable (restarting?); retry shortly")
         if payloads is None:
             payloads = take_payloads(request)
-        return await self._hop.predict(
-            request, payloads, timeout_s, max_backlog, output_bytes, instances
-        )
+        return await self._hop.predict(request, payloads, timeout_s, hints)
 
     @property
     def hop(self) -> HopClient:

@@ -97,8 +97,8 @@ class InferenceServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def PredictMany(self, request, context):
-        """Several independent predictions in one call: the gateway coalesces concurrent requests
-        on the hop to the worker, so the per-call cost is shared. Each result stands alone.
+        """Several independent predictions in one call, so the per-call cost is shared. Each result
+        stands alone. (The gateway's own hop to its workers is the WorkerHop stream, hop.proto.)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -13,9 +13,12 @@ import grpc
 import numpy as np
 import pytest
 
+from inferencehub.errors import OverloadedError
+from inferencehub.gateway.hop import HopHints
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
+from tests.integration.test_hop import hop_client
 from tests.integration.test_worker import running_worker
 from tests.model_builders import slow_batch_model
 
@@ -144,49 +147,35 @@ async def test_two_instances_run_side_by_side(batching_repo: Path, uds_dir: Path
 async def test_gateway_refuses_beyond_the_models_backlog_at_the_door(
     batching_repo: Path, uds_dir: Path
 ) -> None:
-    from inferencehub.errors import OverloadedError
-    from inferencehub.gateway.worker_client import GrpcWorkerClient
+    async with hop_client(batching_repo, uds_dir) as (client, _):
+        x = np.zeros((1, 1), np.float32)
 
-    address = f"unix://{uds_dir}/w.sock"
-    async with running_worker(batching_repo, address):
-        client = GrpcWorkerClient(address, max_message_bytes=1 << 20, refresh_s=60)
-        try:
-            x = np.zeros((1, 1), np.float32)
-
-            def tight() -> pb.PredictRequest:
-                return pb.PredictRequest(
-                    model_name="tight", version="1", inputs=[tensor_from_numpy("x", x)]
-                )
-
-            results = await asyncio.gather(
-                *(client.predict(tight(), 10, max_backlog=2) for _ in range(6)),
-                return_exceptions=True,
+        def tight() -> pb.PredictRequest:
+            return pb.PredictRequest(
+                model_name="tight", version="1", inputs=[tensor_from_numpy("x", x)]
             )
-            refused = [r for r in results if isinstance(r, OverloadedError)]
-            answered = [r for r in results if isinstance(r, pb.PredictResponse)]
-            assert len(refused) == 4 and len(answered) == 2
-            assert "max_queue_size" in refused[0].message
-        finally:
-            await client.close()
+
+        results = await asyncio.gather(
+            *(client.predict(tight(), 10, HopHints(max_backlog=2)) for _ in range(6)),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, OverloadedError)]
+        answered = [r for r in results if isinstance(r, pb.PredictResponse)]
+        assert len(refused) == 4 and len(answered) == 2
+        assert "max_queue_size" in refused[0].message
 
 
 async def test_idle_instances_split_the_queue_instead_of_one_taking_it_all(
     batching_repo: Path, uds_dir: Path
 ) -> None:
-    from inferencehub.gateway.worker_client import GrpcWorkerClient
-
-    address = f"unix://{uds_dir}/w.sock"
-    async with running_worker(batching_repo, address):
-        client = GrpcWorkerClient(address, max_message_bytes=1 << 20, refresh_s=60)
-        try:
-            x = np.zeros((1, 3), np.float32)
-            await client.predict(request("pairbatch", x), 30, instances=2)  # the session is up
-            # Four requests in one hop message reach two idle instances at once.
-            replies = await asyncio.gather(
-                *(client.predict(request("pairbatch", x), 30, instances=2) for _ in range(4))
-            )
-            assert client.hop.occupancy()["messages_sent"] == 2
-            # Two batches of two side by side, not one batch of four and an idle instance.
-            assert [r.timing.batch_size for r in replies] == [2, 2, 2, 2]
-        finally:
-            await client.close()
+    async with hop_client(batching_repo, uds_dir) as (client, _):
+        x = np.zeros((1, 3), np.float32)
+        pair = HopHints(instances=2)
+        await client.predict(request("pairbatch", x), 30, pair)  # the session is up
+        # Four requests in one hop message reach two idle instances at once.
+        replies = await asyncio.gather(
+            *(client.predict(request("pairbatch", x), 30, pair) for _ in range(4))
+        )
+        assert client.hop.occupancy()["messages_sent"] == 2
+        # Two batches of two side by side, not one batch of four and an idle instance.
+        assert [r.timing.batch_size for r in replies] == [2, 2, 2, 2]

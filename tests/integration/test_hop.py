@@ -20,7 +20,7 @@ from inferencehub.errors import (
     ModelNotFoundError,
     OverloadedError,
 )
-from inferencehub.gateway.hop import INLINE_MAX_BYTES
+from inferencehub.gateway.hop import INLINE_MAX_BYTES, HopHints
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol.arena import ALIGN, MIN_ARENA_BYTES, SharedArena
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
@@ -71,6 +71,16 @@ async def worker_holds(stub: inference_pb2_grpc.InferenceServiceStub) -> pb.HopS
     return (await stub.ModelStatistics(pb.ModelStatisticsRequest())).hop
 
 
+async def offer_arena(
+    channel: grpc.aio.Channel, arena: SharedArena
+) -> tuple[object, hop.HopResults]:
+    """Open a hop stream as a gateway does, offering `arena`; the call and the hello reply."""
+    call = hop_pb2_grpc.WorkerHopStub(channel).Exchange()
+    offer = hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
+    await call.write(hop.HopRequests(hello=hop.HopHello(arena=offer)))
+    return call, await call.read()
+
+
 async def eventually(condition: object, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not await condition():  # type: ignore[operator]
@@ -119,8 +129,8 @@ async def test_large_tensors_cross_in_the_arena_small_ones_inline_both_exact(
     async with hop_client(hop_repo, uds_dir) as (client, stub):
         big_reply, small_reply = await asyncio.gather(
             # The DataPlane reserves room for outputs whose size the signature fixes.
-            client.predict(scale_request(big), 10, output_bytes=big.nbytes),
-            client.predict(scale_request(small), 10, output_bytes=small.nbytes),
+            client.predict(scale_request(big), 10, HopHints(output_bytes=big.nbytes)),
+            client.predict(scale_request(small), 10, HopHints(output_bytes=small.nbytes)),
         )
         expected = big * FACTORS  # what ONNX Runtime's Mul computes, bit for bit
         assert tensor_to_numpy(big_reply.outputs[0]).tobytes() == expected.tobytes()
@@ -281,10 +291,7 @@ async def test_the_worker_refuses_handles_that_do_not_match(hop_repo: Path, uds_
     x = np.ones((2, 4), np.float32)
     try:
         async with running_worker(hop_repo, address) as channel:
-            call = hop_pb2_grpc.WorkerHopStub(channel).Exchange()
-            offer = hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
-            await call.write(hop.HopRequests(hello=hop.HopHello(arena=offer)))
-            reply = await call.read()
+            call, reply = await offer_arena(channel, arena)
             assert reply.hello.arena_mapped
             arena.open_slot(ALIGN, 9, 1024)
             arena.write(2 * ALIGN, x.tobytes())
@@ -329,10 +336,7 @@ async def test_a_worker_on_tcp_maps_no_arena(hop_repo: Path, uds_dir: Path) -> N
     arena = SharedArena.create(MIN_ARENA_BYTES, uds_dir)
     try:
         async with running_worker(hop_repo, address) as channel:
-            call = hop_pb2_grpc.WorkerHopStub(channel).Exchange()
-            offer = hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
-            await call.write(hop.HopRequests(hello=hop.HopHello(arena=offer)))
-            reply = await call.read()
+            call, reply = await offer_arena(channel, arena)
             assert not reply.hello.arena_mapped
             assert "TCP" in reply.hello.error
             call.cancel()
