@@ -282,10 +282,16 @@ def hop(requests: int, rounds: int, work: Path) -> list[dict[str, object]]:
     return rows
 
 
+_runner: asyncio.Runner | None = None
+
+
 def _run(coroutine: object) -> object:
-    factory = event_loop_factory("auto")
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coroutine)  # type: ignore[arg-type]
+    """Run on this process's one event loop: grpc.aio binds itself to the first loop it
+    meets, and a second one makes its poller call into a closed loop."""
+    global _runner
+    if _runner is None:
+        _runner = asyncio.Runner(loop_factory=event_loop_factory("auto"))
+    return _runner.run(coroutine)  # type: ignore[arg-type]
 
 
 def _format(rows: list[dict[str, object]]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
-from inferencehub.gateway.hop import HopHints, take_payloads
+from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id

@@ -22,11 +22,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -34,11 +31,11 @@ from inferencehub.errors import (
     ConfigError,
     DeadlineExceededError,
     HubError,
-    InternalError,
     OverloadedError,
     WorkerUnavailableError,
 )
-from inferencehub.protocol.arena import ALIGN, SharedArena, SlotAllocator, align
+from inferencehub.gateway.hop_session import NO_HINTS, HopHints, Lane, Sending, Session
+from inferencehub.protocol.arena import SharedArena
 from inferencehub.protocol.status import error_from_rpc, error_from_status
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc
@@ -46,10 +43,6 @@ from inferencehub.v1 import inference_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-# A request whose tensors (inputs and expected outputs) add up to less than this travels
-# inline: measured with bench/hop.py, a slot costs more than copying that much through the
-# messages (see bench/README.md).
-INLINE_MAX_BYTES = 16 * 1024
 # Requests ready together share a message up to this much inline data.
 MESSAGE_SOFT_LIMIT = 4 << 20
 # When requests come several at a time, the writer lets this many loop iterations pass before
@@ -59,144 +52,6 @@ GATHER_ITERATIONS = 8
 HELLO_TIMEOUT_S = 5.0
 # How long close() lets answers still on their way arrive.
 CLOSE_GRACE_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class HopHints:
-    """What the hop needs to know of a request's version (the gateway has its signature)."""
-
-    max_backlog: int = 0  # max_queue_size: requests waiting here and in the worker; 0 = any
-    instances: int = 1  # requests the version runs at once
-    output_bytes: int = 0  # room its outputs need in the slot (0: unknown; they come inline)
-
-
-NO_HINTS = HopHints()
-
-
-class _Lane:
-    """One model version's requests, queued here or sent and unanswered.
-
-    A lane sends while fewer of its requests are unanswered than the version has instances:
-    an instance of the worker may then be idle. Otherwise requests gather and leave together
-    when one is answered, since per message, not per request, is what the stream costs. Per
-    version, so a slow model never holds a fast one back.
-    """
-
-    __slots__ = ("backlog", "instances", "queue", "unanswered")
-
-    def __init__(self) -> None:
-        self.queue: deque[_Sending] = deque()
-        self.unanswered = 0  # sent, not answered yet
-        self.backlog = 0  # queued or unanswered: what max_queue_size bounds
-        self.instances = 1
-
-    @property
-    def may_send(self) -> bool:
-        return bool(self.queue) and self.unanswered < self.instances
-
-
-@dataclass(eq=False, slots=True)
-class _Sending:
-    """One request from the gateway's call until its answer (or its session's end)."""
-
-    request: pb.PredictRequest  # inputs' contents travel in `payloads`
-    payloads: Sequence[bytes | memoryview]
-    output_bytes: int
-    future: asyncio.Future[pb.PredictResponse]
-    deadline: float  # loop time
-    lane: _Lane
-    tag: int = 0
-    sent: bool = False  # in a message, not answered yet: counted in lane.unanswered
-    session: _Session | None = None
-    slot: int = 0  # 0: inline
-    generation: int = 0
-    spans: list[tuple[int, int]] = field(default_factory=list)
-    output_space: tuple[int, int] = (0, 0)
-    inline_bytes: int = 0
-    retried: bool = False
-    done: bool = False  # answered or given up by its session: counted out of the backlog
-
-
-class _Session:
-    """One stream, and the arena it shares with the worker (None: everything inline)."""
-
-    def __init__(self, call: Any, arena: SharedArena | None, worker_pid: int) -> None:
-        self.call = call
-        self.arena = arena
-        self.slots = SlotAllocator(ALIGN, arena.size) if arena is not None else None
-        self.worker_pid = worker_pid
-        self.generations = itertools.count(1)
-        self.waiting: dict[int, _Sending] = {}
-        self.broken = False
-        self.idle = asyncio.Event()  # set when nothing is in flight (close() waits for it)
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def place(self, item: _Sending) -> None:
-        """Write the inputs into a slot, or leave them inline.
-
-        Raises:
-            OverloadedError: the arena is full right now.
-        """
-        item.session = self
-        item.slot, item.spans, item.output_space = 0, [], (0, 0)
-        sizes = [len(p) for p in item.payloads]
-        data = sum(align(n) for n in sizes) + item.output_bytes
-        if self.slots is None or sum(sizes) + item.output_bytes < INLINE_MAX_BYTES:
-            item.inline_bytes = sum(sizes)
-            return
-        if data > self.slots.largest_possible():
-            item.inline_bytes = sum(sizes)  # larger than the whole arena: the messages carry it
-            return
-        slot = self.slots.allocate(data)
-        if slot is None:
-            raise OverloadedError(
-                f"the shared-memory arena to the worker is full ({self.slots.used >> 20} of "
-                f"{self.slots.capacity >> 20} MiB in {self.slots.slots} requests); retry shortly"
-            )
-        assert self.arena is not None
-        item.slot, item.generation = slot, next(self.generations)
-        self.arena.open_slot(slot, item.generation, data)
-        position = slot + ALIGN
-        for payload, size in zip(item.payloads, sizes, strict=True):
-            self.arena.write(position, payload)
-            item.spans.append((position, size))
-            position += align(size)
-        item.output_space = (position, item.output_bytes)
-        item.inline_bytes = 0
-
-    def free(self, item: _Sending) -> None:
-        if item.slot and item.session is self and self.slots is not None and not self.broken:
-            assert self.arena is not None
-            self.arena.close_slot(item.slot)
-            self.slots.free(item.slot)
-        item.slot = 0
-
-    def response(self, item: _Sending, result: hop.HopResult) -> pb.PredictResponse:
-        """The answer, its outputs read out of the slot.
-
-        Raises:
-            InternalError: an output span lies outside the room this request was given.
-        """
-        response = result.response
-        start, length = item.output_space
-        for tensor, span in zip(response.outputs, result.outputs, strict=False):
-            if not span.length:
-                continue
-            if self.arena is None or not (
-                start <= span.offset and span.offset + span.length <= start + length
-            ):
-                raise InternalError("the worker wrote an output outside the request's slot")
-            tensor.contents = self.arena.read(span.offset, span.length)
-        return response
-
-    def close(self) -> None:
-        self.broken = True
-        self.idle.set()
-        for task in self.tasks:
-            task.cancel()
-        self.call.cancel()
-        if self.arena is not None:
-            self.arena.close()
 
 
 class HopClient:
@@ -220,9 +75,9 @@ class HopClient:
         self._arena_bytes = arena_bytes if arena_dir is not None else 0
         self._arena_dir = arena_dir
         self._wait_ready = wait_ready
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._opening = asyncio.Lock()
-        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}
         self._wakeup = asyncio.Event()
         self._tags = itertools.count(1)
         self._closed = False
@@ -258,14 +113,14 @@ class HopClient:
         key = (request.model_name, request.version)
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane()
+            lane = self._lanes[key] = Lane()
         if hints.max_backlog and lane.backlog >= hints.max_backlog:
             raise OverloadedError(
                 f"model '{request.model_name}' version {request.version} has {hints.max_backlog} "
                 "requests waiting (max_queue_size); retry later"
             )
         loop = asyncio.get_running_loop()
-        item = _Sending(
+        item = Sending(
             request,
             payloads,
             hints.output_bytes,
@@ -334,7 +189,7 @@ class HopClient:
         await asyncio.gather(*self._retries, return_exceptions=True)
 
     # --- sessions ------------------------------------------------------------------------
-    async def _current_session(self) -> _Session:
+    async def _current_session(self) -> Session:
         session = self._session
         if session is not None and not session.broken:
             return session
@@ -343,7 +198,7 @@ class HopClient:
                 self._session = await self._open()
             return self._session
 
-    async def _open(self) -> _Session:
+    async def _open(self) -> Session:
         """A new stream, with a new arena for a local worker.
 
         Raises:
@@ -386,7 +241,7 @@ class HopClient:
             self._warn_inline(reply.hello.error)
             arena.close()
             arena = None
-        session = _Session(call, arena, reply.hello.pid)
+        session = Session(call, arena, reply.hello.pid)
         session.tasks = [
             asyncio.create_task(self._write(session), name=f"hop-writer-{self._name}"),
             asyncio.create_task(self._read(session), name=f"hop-reader-{self._name}"),
@@ -408,7 +263,7 @@ class HopClient:
                 "no shared-memory arena to %s (%s); tensors travel inline", self._name, why
             )
 
-    async def _write(self, session: _Session) -> None:
+    async def _write(self, session: Session) -> None:
         """Send what the lanes may send; while a message is being written or a lane waits for
         answers, the next requests gather."""
         try:
@@ -431,7 +286,7 @@ class HopClient:
                 raise
             self._break(session, WorkerUnavailableError(f"the hop to {self._name} was cancelled"))
 
-    def _concurrent(self, session: _Session) -> bool:
+    def _concurrent(self, session: Session) -> bool:
         """Whether requests come several at a time (more than one queued, or answers still
         due): only then is gathering worth a wait. A lone request leaves at once."""
         if session.waiting:
@@ -443,7 +298,7 @@ class HopClient:
                 return True
         return False
 
-    def _next_message(self, session: _Session) -> hop.HopRequests | None:
+    def _next_message(self, session: Session) -> hop.HopRequests | None:
         message = hop.HopRequests()
         inline = 0
         now = asyncio.get_running_loop().time()
@@ -470,7 +325,7 @@ class HopClient:
         self.requests_sent += len(message.requests)
         return message if message.requests else None
 
-    def _add(self, message: hop.HopRequests, session: _Session, item: _Sending, now: float) -> int:
+    def _add(self, message: hop.HopRequests, session: Session, item: Sending, now: float) -> int:
         """Put a request into the message; returns the bytes it carries inline."""
         item.tag = next(self._tags)
         item.request.timeout_s = max(item.deadline - now, 0.001)  # what is left of it
@@ -486,7 +341,7 @@ class HopClient:
             tensor.contents = bytes(payload)
         return item.inline_bytes
 
-    async def _read(self, session: _Session) -> None:
+    async def _read(self, session: Session) -> None:
         try:
             while (message := await session.call.read()) is not grpc.aio.EOF:
                 for result in message.results:
@@ -514,7 +369,7 @@ class HopClient:
             error = WorkerUnavailableError(f"the hop stream to {self._name} was cancelled")
         self._break(session, error)
 
-    def _break(self, session: _Session, error: HubError) -> None:
+    def _break(self, session: Session, error: HubError) -> None:
         """The stream is gone, and its arena with it. Requests it held, and those queued for
         it, are sent once more when the worker is back (if allowed), or get `error`."""
         if session.broken:
@@ -546,7 +401,7 @@ class HopClient:
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
 
-    async def _retry(self, items: list[_Sending], error: HubError) -> None:
+    async def _retry(self, items: list[Sending], error: HubError) -> None:
         assert self._wait_ready is not None
         loop = asyncio.get_running_loop()
         back = await self._wait_ready(max(i.deadline for i in items) - loop.time())
@@ -566,7 +421,7 @@ class HopClient:
             logger.info("retrying %d request(s) after %s came back", len(items), self._name)
             self._wakeup.set()
 
-    def _settle(self, item: _Sending, outcome: pb.PredictResponse | HubError | None) -> None:
+    def _settle(self, item: Sending, outcome: pb.PredictResponse | HubError | None) -> None:
         """The request is over for the worker: out of its lane; its caller gets `outcome`
         (None: nobody is waiting)."""
         if not item.done:
@@ -587,15 +442,6 @@ class HopClient:
             item.future.set_result(outcome)
 
 
-def take_payloads(request: pb.PredictRequest) -> list[bytes]:
-    """The inputs' bytes, taken out of the message: they travel to the worker beside it."""
-    payloads = []
-    for tensor in request.inputs:
-        payloads.append(tensor.contents)
-        tensor.ClearField("contents")
-    return payloads
-
-
 def _cancelled_here() -> bool:
     """Whether this task itself is being cancelled, not the gRPC call it awaited (a cancelled
     call raises CancelledError in its reader and writer too)."""
@@ -603,7 +449,7 @@ def _cancelled_here() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _expire(item: _Sending, timeout_s: float) -> None:
+def _expire(item: Sending, timeout_s: float) -> None:
     if not item.future.done():
         item.future.set_exception(
             DeadlineExceededError(f"no answer within the request's {timeout_s:g}s deadline")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inferencehub.errors import HubError, WorkerUnavailableError
-from inferencehub.gateway.hop import NO_HINTS, HopHints
+from inferencehub.gateway.hop_session import NO_HINTS, HopHints
 from inferencehub.gateway.worker_client import MISS_REFRESH_INTERVAL_S, GrpcWorkerClient
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb

@@ -14,7 +14,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferencehub.errors import HubError, WorkerUnavailableError
-from inferencehub.gateway.hop import NO_HINTS, HopClient, HopHints, take_payloads
+from inferencehub.gateway.hop import HopClient
+from inferencehub.gateway.hop_session import NO_HINTS, HopHints, take_payloads
 from inferencehub.protocol.status import error_from_rpc
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inferencehub.gateway.hop import INLINE_MAX_BYTES
+from inferencehub.gateway.hop_session import INLINE_MAX_BYTES
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from inferencehub.errors import OverloadedError
-from inferencehub.gateway.hop import HopHints
+from inferencehub.gateway.hop_session import HopHints
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc

@@ -20,7 +20,7 @@ from inferencehub.errors import (
     ModelNotFoundError,
     OverloadedError,
 )
-from inferencehub.gateway.hop import INLINE_MAX_BYTES, HopHints
+from inferencehub.gateway.hop_session import INLINE_MAX_BYTES, HopHints
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.protocol.arena import ALIGN, MIN_ARENA_BYTES, SharedArena
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy

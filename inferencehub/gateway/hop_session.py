@@ -1,0 +1,173 @@
+"""The gateway's side of one hop session: its arena slots, and a request's way through them.
+
+`Session` holds one WorkerHop stream and, for a local worker, its shared-memory arena: it
+places a request's inputs into a slot (or leaves them inline), frees the slot once the worker
+answered for it, and reads the outputs back out of it. `Lane` and `Sending` are the
+bookkeeping HopClient (hop.py) keeps per model version and per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inferencehub.errors import InternalError, OverloadedError
+from inferencehub.protocol.arena import ALIGN, SharedArena, SlotAllocator, align
+from inferencehub.v1 import hop_pb2 as hop
+from inferencehub.v1 import inference_pb2 as pb
+
+# A request whose tensors (inputs and expected outputs) add up to less than this travels
+# inline: measured with bench/hop.py, a slot costs more than copying that much through the
+# messages (see bench/README.md).
+INLINE_MAX_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HopHints:
+    """What the hop needs to know of a request's version (the gateway has its signature)."""
+
+    max_backlog: int = 0  # max_queue_size: requests waiting here and in the worker; 0 = any
+    instances: int = 1  # requests the version runs at once
+    output_bytes: int = 0  # room its outputs need in the slot (0: unknown; they come inline)
+
+
+NO_HINTS = HopHints()
+
+
+class Lane:
+    """One model version's requests, queued here or sent and unanswered.
+
+    A lane sends while fewer of its requests are unanswered than the version has instances:
+    an instance of the worker may then be idle. Otherwise requests gather and leave together
+    when one is answered, since per message, not per request, is what the stream costs. Per
+    version, so a slow model never holds a fast one back.
+    """
+
+    __slots__ = ("backlog", "instances", "queue", "unanswered")
+
+    def __init__(self) -> None:
+        self.queue: deque[Sending] = deque()
+        self.unanswered = 0  # sent, not answered yet
+        self.backlog = 0  # queued or unanswered: what max_queue_size bounds
+        self.instances = 1
+
+    @property
+    def may_send(self) -> bool:
+        return bool(self.queue) and self.unanswered < self.instances
+
+
+@dataclass(eq=False, slots=True)
+class Sending:
+    """One request from the gateway's call until its answer (or its session's end)."""
+
+    request: pb.PredictRequest  # inputs' contents travel in `payloads`
+    payloads: Sequence[bytes | memoryview]
+    output_bytes: int
+    future: asyncio.Future[pb.PredictResponse]
+    deadline: float  # loop time
+    lane: Lane
+    tag: int = 0
+    sent: bool = False  # in a message, not answered yet: counted in lane.unanswered
+    session: Session | None = None
+    slot: int = 0  # 0: inline
+    generation: int = 0
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    output_space: tuple[int, int] = (0, 0)
+    inline_bytes: int = 0
+    retried: bool = False
+    done: bool = False  # answered or given up by its session: counted out of the backlog
+
+
+class Session:
+    """One stream, and the arena it shares with the worker (None: everything inline)."""
+
+    def __init__(self, call: Any, arena: SharedArena | None, worker_pid: int) -> None:
+        self.call = call
+        self.arena = arena
+        self.slots = SlotAllocator(ALIGN, arena.size) if arena is not None else None
+        self.worker_pid = worker_pid
+        self.generations = itertools.count(1)
+        self.waiting: dict[int, Sending] = {}
+        self.broken = False
+        self.idle = asyncio.Event()  # set when nothing is in flight (close() waits for it)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def place(self, item: Sending) -> None:
+        """Write the inputs into a slot, or leave them inline.
+
+        Raises:
+            OverloadedError: the arena is full right now.
+        """
+        item.session = self
+        item.slot, item.spans, item.output_space = 0, [], (0, 0)
+        sizes = [len(p) for p in item.payloads]
+        data = sum(align(n) for n in sizes) + item.output_bytes
+        if self.slots is None or sum(sizes) + item.output_bytes < INLINE_MAX_BYTES:
+            item.inline_bytes = sum(sizes)
+            return
+        if data > self.slots.largest_possible():
+            item.inline_bytes = sum(sizes)  # larger than the whole arena: the messages carry it
+            return
+        slot = self.slots.allocate(data)
+        if slot is None:
+            raise OverloadedError(
+                f"the shared-memory arena to the worker is full ({self.slots.used >> 20} of "
+                f"{self.slots.capacity >> 20} MiB in {self.slots.slots} requests); retry shortly"
+            )
+        assert self.arena is not None
+        item.slot, item.generation = slot, next(self.generations)
+        self.arena.open_slot(slot, item.generation, data)
+        position = slot + ALIGN
+        for payload, size in zip(item.payloads, sizes, strict=True):
+            self.arena.write(position, payload)
+            item.spans.append((position, size))
+            position += align(size)
+        item.output_space = (position, item.output_bytes)
+        item.inline_bytes = 0
+
+    def free(self, item: Sending) -> None:
+        if item.slot and item.session is self and self.slots is not None and not self.broken:
+            assert self.arena is not None
+            self.arena.close_slot(item.slot)
+            self.slots.free(item.slot)
+        item.slot = 0
+
+    def response(self, item: Sending, result: hop.HopResult) -> pb.PredictResponse:
+        """The answer, its outputs read out of the slot.
+
+        Raises:
+            InternalError: an output span lies outside the room this request was given.
+        """
+        response = result.response
+        start, length = item.output_space
+        for tensor, span in zip(response.outputs, result.outputs, strict=False):
+            if not span.length:
+                continue
+            if self.arena is None or not (
+                start <= span.offset and span.offset + span.length <= start + length
+            ):
+                raise InternalError("the worker wrote an output outside the request's slot")
+            tensor.contents = self.arena.read(span.offset, span.length)
+        return response
+
+    def close(self) -> None:
+        self.broken = True
+        self.idle.set()
+        for task in self.tasks:
+            task.cancel()
+        self.call.cancel()
+        if self.arena is not None:
+            self.arena.close()
+
+
+def take_payloads(request: pb.PredictRequest) -> list[bytes]:
+    """The inputs' bytes, taken out of the message: they travel to the worker beside it."""
+    payloads = []
+    for tensor in request.inputs:
+        payloads.append(tensor.contents)
+        tensor.ClearField("contents")
+    return payloads
