@@ -356,8 +356,7 @@ class HopClient:
                             outcome = session.response(item, result)
                         except HubError as exc:
                             outcome = exc
-                    session.free(item)
-                    self._settle(item, outcome)
+                    self._settle(item, outcome)  # frees its slot
                 if not session.waiting:
                     session.idle.set()
             error: HubError = WorkerUnavailableError(f"{self._name} ended the hop stream")

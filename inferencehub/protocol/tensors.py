@@ -55,15 +55,20 @@ def element_count(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-def tensor_from_numpy(name: str, array: np.ndarray) -> pb.Tensor:
-    """Build a raw-bytes tensor; numeric arrays are copied once, as little-endian C order."""
+def wire_form(array: np.ndarray) -> tuple[str, bytes | np.ndarray]:
+    """An array's v2 datatype and what goes on the wire: BYTES serialized, numeric arrays as
+    little-endian C order (still numpy, so the caller copies them once, wherever they go)."""
     datatype = datatype_of(array)
     if datatype == BYTES:
         flat = [e if isinstance(e, bytes) else str(e).encode() for e in array.reshape(-1).tolist()]
-        contents = encode_bytes_elements(flat)
-    else:
-        target = NUMPY_BY_DATATYPE[datatype]
-        contents = np.ascontiguousarray(array, dtype=target).tobytes()
+        return datatype, encode_bytes_elements(flat)
+    return datatype, np.ascontiguousarray(array, dtype=NUMPY_BY_DATATYPE[datatype])
+
+
+def tensor_from_numpy(name: str, array: np.ndarray) -> pb.Tensor:
+    """Build a raw-bytes tensor; numeric arrays are copied once, as little-endian C order."""
+    datatype, data = wire_form(array)
+    contents = data if isinstance(data, bytes) else data.tobytes()
     return pb.Tensor(name=name, datatype=datatype, shape=list(array.shape), contents=contents)
 
 

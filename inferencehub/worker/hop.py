@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -30,11 +29,11 @@ from inferencehub.errors import (
     WorkerUnavailableError,
 )
 from inferencehub.protocol.arena import SharedArena, align
-from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
 from inferencehub.protocol.status import status_number
-from inferencehub.protocol.tensors import encode_bytes_elements
+from inferencehub.protocol.tensors import wire_form
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc
+from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.scheduler import ModelScheduler, Prediction
 
@@ -55,16 +54,6 @@ QUIET_ERRORS = frozenset(
         ErrorCode.RESOURCE_EXHAUSTED,
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HopCounts:
-    """What the worker holds for its gateways right now (the gateway's /metrics shows it)."""
-
-    sessions: int
-    arenas_mapped: int
-    requests_held: int
-    slots_held: int
 
 
 class _Session:
@@ -218,9 +207,10 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
             if session.handler is not None:
                 session.handler.cancel()
 
-    def counts(self) -> HopCounts:
+    def counts(self) -> pb.HopStatistics:
+        """What this worker holds for its gateways now (ModelStatistics carries it)."""
         sessions = self._sessions
-        return HopCounts(
+        return pb.HopStatistics(
             sessions=sum(not s.closed for s in sessions),
             arenas_mapped=sum(s.arena is not None for s in sessions),
             requests_held=sum(len(s.held) for s in sessions),
@@ -402,22 +392,18 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         response.classifications.extend(prediction.classifications)
         inline = 0
         for name, array in prediction.outputs:
-            datatype = datatype_of(array)
+            datatype, data = wire_form(array)
             tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
             span = result.outputs.add()
-            if datatype == BYTES:
-                flat = [e if isinstance(e, bytes) else str(e).encode() for e in array.ravel()]
-                tensor.contents = encode_bytes_elements(flat)
-                inline += len(tensor.contents)
-                continue
-            data = np.ascontiguousarray(array, dtype=NUMPY_BY_DATATYPE[datatype])
-            if arena is not None and data.nbytes and position + data.nbytes <= end:
-                arena.write_array(position, data)
-                span.offset, span.length = position, data.nbytes
-                position += align(data.nbytes)
-            else:
-                tensor.contents = data.tobytes()
-                inline += data.nbytes
+            if isinstance(data, np.ndarray):
+                if arena is not None and data.nbytes and position + data.nbytes <= end:
+                    arena.write_array(position, data)
+                    span.offset, span.length = position, data.nbytes
+                    position += align(data.nbytes)
+                    continue
+                data = data.tobytes()
+            tensor.contents = data  # BYTES, no room left, or no arena: inline
+            inline += len(data)
         session.count_inline(inline)
 
     def _answer_error(self, session: _Session, item: hop.HopRequest, error: BaseException) -> None:

@@ -92,10 +92,15 @@ class ModelScheduler:
         return len(self._queue)
 
     @property
+    def _runs_quickly(self) -> bool:
+        """Recent runs were short: a thread hop would cost more than the run."""
+        return self._run_s < INLINE_RUN_MAX_S
+
+    @property
     def quick(self) -> bool:
         """Runs are short lately and nothing waits for company: a caller may run what it
         queued right away (run_queued) instead of waking a runner for it."""
-        return self._run_s < INLINE_RUN_MAX_S and not self._delay_s and not self._closing
+        return self._runs_quickly and not self._delay_s and not self._closing
 
     def run_queued(self) -> None:
         """Run everything queued now, on this thread, in as few batches as fit (quick
@@ -283,7 +288,7 @@ class ModelScheduler:
             batch = await self._take_batch(loop)
             if batch is None:
                 return
-            if self._run_s < INLINE_RUN_MAX_S:
+            if self._runs_quickly:
                 self._run(instance, batch)
                 continue
             started_ns = time.perf_counter_ns()

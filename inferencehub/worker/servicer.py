@@ -16,7 +16,7 @@ from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
-from inferencehub.worker.hop import QUIET_ERRORS, HopCounts
+from inferencehub.worker.hop import QUIET_ERRORS
 from inferencehub.worker.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
     """Runs predictions; the gateway has validated already, but the worker trusts no caller."""
 
     def __init__(
-        self, registry: ModelRegistry, hop_counts: Callable[[], HopCounts] | None = None
+        self,
+        registry: ModelRegistry,
+        hop_counts: Callable[[], pb.HopStatistics] | None = None,
     ) -> None:
         self._registry = registry
         self._hop_counts = hop_counts
@@ -130,15 +132,7 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
             versions=self._registry.statistics(request.name, request.version)
         )
         if self._hop_counts is not None:
-            counts = self._hop_counts()
-            reply.hop.CopyFrom(
-                pb.HopStatistics(
-                    sessions=counts.sessions,
-                    arenas_mapped=counts.arenas_mapped,
-                    requests_held=counts.requests_held,
-                    slots_held=counts.slots_held,
-                )
-            )
+            reply.hop.CopyFrom(self._hop_counts())
         return reply
 
     @map_errors_to_grpc

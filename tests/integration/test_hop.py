@@ -43,6 +43,10 @@ def hop_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A quarter-MiB request (and as much output) that takes a while: fills a 1 MiB arena.
     slow_batch_model(root / "slowbig" / "1" / "model.onnx", 2000)
     (root / "slowbig" / "model.toml").write_text("[batching]\nenabled = false\n")
+    # Ten times slower (~0.1-0.3 s a run): a request surely outlives a 10 ms deadline, and
+    # several are still held when the gateway's stream dies, on a fast machine too.
+    slow_batch_model(root / "slowerbig" / "1" / "model.onnx", 20000)
+    (root / "slowerbig" / "model.toml").write_text("[batching]\nenabled = false\n")
     return root
 
 
@@ -201,7 +205,7 @@ async def test_a_slot_is_kept_until_the_worker_lets_go_even_after_the_deadline(
 ) -> None:
     x = np.zeros((1, 65536), np.float32)
     request = pb.PredictRequest(
-        model_name="slowbig", version="1", inputs=[tensor_from_numpy("x", x)]
+        model_name="slowerbig", version="1", inputs=[tensor_from_numpy("x", x)]
     )
     async with hop_client(hop_repo, uds_dir) as (client, stub):
         with pytest.raises(DeadlineExceededError, match="deadline"):
@@ -225,7 +229,7 @@ async def test_when_the_gateway_goes_the_worker_lets_go_of_its_slots(
             asyncio.ensure_future(
                 client.predict(
                     pb.PredictRequest(
-                        model_name="slowbig", version="1", inputs=[tensor_from_numpy("x", x)]
+                        model_name="slowerbig", version="1", inputs=[tensor_from_numpy("x", x)]
                     ),
                     30,
                 )
