@@ -339,7 +339,8 @@ def models_show(
     url: UrlOption = "http://127.0.0.1:8000",
     as_json: JsonOption = False,
 ) -> None:
-    """Show one model's versions, states and signatures."""
+    """Show one model's versions, states, signatures and execution layout (what tuning
+    measured)."""
     from inferencehub.client import ClientError
 
     try:
@@ -348,6 +349,10 @@ def models_show(
     except ClientError as exc:
         _fail(exc.message)
     _show_models(found, as_json)
+    if not as_json:
+        from inferencehub.cli_output import render_tuning
+
+        out.print(render_tuning(found[0]))
 
 
 @models_app.command("load")

@@ -98,5 +98,30 @@ def render_models(models: list[dict[str, Any]]) -> Table:
     return table
 
 
+def render_tuning(model: dict[str, Any]) -> Table:
+    """Each ready version's execution layout, how it was chosen, and what tuning measured."""
+    table = Table(title=f"{model['name']}: execution layout", title_justify="left")
+    for column in ("version", "layout", "chosen", "measured (instances x threads, batch)"):
+        table.add_column(column)
+    for v in model["versions"]:
+        tuning = v.get("tuning")
+        if tuning is None:
+            continue
+        cap = tuning["batch_cap"]
+        layout = f"{v['instances']} x {tuning['intra_op_threads']} threads"
+        if v["max_batch_size"]:
+            layout += f"\nbatches up to {cap or v['max_batch_size']}"
+        best = max((t["items_per_s"] for t in tuning["trials"]), default=0.0)
+        measured = "\n".join(
+            f"{t['instances']} x {t['intra_op_threads']}, batch {t['batch']}: "
+            f"{t['items_per_s']:,.1f}/s" + (" (fastest)" if t["items_per_s"] == best else "")
+            for t in tuning["trials"]
+        )
+        spent = f" in {tuning['spent_ms'] / 1e3:.1f} s" if tuning["source"] != "off" else ""
+        chosen = f"{tuning['source']}{spent}\n{tuning['reason']}"
+        table.add_row(v["version"], layout, chosen, measured or "-")
+    return table
+
+
 def _spec(spec: dict[str, Any]) -> str:
     return f"{spec['name']} {spec['datatype']} {spec['shape']}"

@@ -135,7 +135,14 @@ class WorkerSettings(_Section):
         0, ge=0, description="Threads for inference and image decoding (0: 2 x cores, >= 4)."
     )
     intra_op_threads: int = Field(
-        0, ge=0, description="ONNX Runtime threads per session (0: cores / instances)."
+        0, ge=0, description="ONNX Runtime threads per session (0: tuned, or cores / instances)."
+    )
+    tuning_budget_s: float = Field(
+        3.0,
+        gt=0,
+        le=120,
+        description="Wall time a CPU model version may spend measuring its layout when it "
+        "loads (model.toml tuning = auto); the result is cached in <data_dir>/tuning.",
     )
     repository_poll_s: float = Field(
         2.0, ge=0, description="How often to look for model changes (0: never; load explicitly)."

@@ -127,8 +127,18 @@ def build_repository(root: Path) -> Path:
     return root
 
 
+# Tests of batching, deadlines and instances need the layout they wrote, not one measured (and
+# measuring a slow model would cost its whole tuning budget at every load).
+UNTUNED = 'tuning = "off"\n'
+
+
 def slow_batch_model(path: Path, iterations: int) -> Path:
-    """y = x + iterations for x float32 [N, M]: batchable, with a fixed cost per run (a Loop)."""
+    """y = x + iterations for x float32 [N, M]: batchable, with a fixed cost per run (a Loop).
+    Its model.toml (written unless there is one) turns tuning off: see UNTUNED."""
+    config = path.parent.parent / "model.toml"
+    if not config.exists():
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(UNTUNED)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "M"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "M"])
     body = _counting_body(None)

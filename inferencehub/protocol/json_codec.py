@@ -140,6 +140,10 @@ def model_to_json(model: pb.ModelInfo) -> dict[str, Any]:
             entry["provider_notes"] = list(v.provider_notes)
         if v.provider_timings_ms:
             entry["provider_timings_ms"] = dict(v.provider_timings_ms)
+        if v.state == pb.ModelVersion.READY:
+            entry["instances"] = v.instances
+            entry["max_batch_size"] = v.max_batch_size
+            entry["tuning"] = _message_to_json(v.tuning)
         versions.append(entry)
     described: dict[str, Any] = {
         "name": model.name,

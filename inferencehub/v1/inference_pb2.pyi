@@ -143,7 +143,7 @@ class ImageInput(_message.Message):
     def __init__(self, input: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., layout: _Optional[str] = ..., color: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "state", "error", "provider", "inputs", "outputs", "image", "top_k", "max_batch_size", "instances", "dynamic_batching", "max_queue_size", "provider_notes", "provider_timings_ms")
+    __slots__ = ("version", "state", "error", "provider", "inputs", "outputs", "image", "top_k", "max_batch_size", "instances", "dynamic_batching", "max_queue_size", "provider_notes", "provider_timings_ms", "tuning")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[ModelVersion.State]
@@ -175,6 +175,7 @@ class ModelVersion(_message.Message):
     MAX_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_NOTES_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    TUNING_FIELD_NUMBER: _ClassVar[int]
     version: str
     state: ModelVersion.State
     error: str
@@ -189,7 +190,36 @@ class ModelVersion(_message.Message):
     max_queue_size: int
     provider_notes: _containers.RepeatedScalarFieldContainer[str]
     provider_timings_ms: _containers.ScalarMap[str, float]
-    def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelVersion.State, str]] = ..., error: _Optional[str] = ..., provider: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., top_k: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., instances: _Optional[int] = ..., dynamic_batching: _Optional[_Union[DynamicBatching, _Mapping]] = ..., max_queue_size: _Optional[int] = ..., provider_notes: _Optional[_Iterable[str]] = ..., provider_timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    tuning: Tuning
+    def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelVersion.State, str]] = ..., error: _Optional[str] = ..., provider: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., top_k: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., instances: _Optional[int] = ..., dynamic_batching: _Optional[_Union[DynamicBatching, _Mapping]] = ..., max_queue_size: _Optional[int] = ..., provider_notes: _Optional[_Iterable[str]] = ..., provider_timings_ms: _Optional[_Mapping[str, float]] = ..., tuning: _Optional[_Union[Tuning, _Mapping]] = ...) -> None: ...
+
+class Tuning(_message.Message):
+    __slots__ = ("source", "reason", "intra_op_threads", "batch_cap", "trials", "spent_ms")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CAP_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    SPENT_MS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    reason: str
+    intra_op_threads: int
+    batch_cap: int
+    trials: _containers.RepeatedCompositeFieldContainer[TuningTrial]
+    spent_ms: float
+    def __init__(self, source: _Optional[str] = ..., reason: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., batch_cap: _Optional[int] = ..., trials: _Optional[_Iterable[_Union[TuningTrial, _Mapping]]] = ..., spent_ms: _Optional[float] = ...) -> None: ...
+
+class TuningTrial(_message.Message):
+    __slots__ = ("instances", "intra_op_threads", "batch", "items_per_s")
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    instances: int
+    intra_op_threads: int
+    batch: int
+    items_per_s: float
+    def __init__(self, instances: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., batch: _Optional[int] = ..., items_per_s: _Optional[float] = ...) -> None: ...
 
 class DynamicBatching(_message.Message):
     __slots__ = ("max_queue_delay_us", "preferred_batch_sizes")

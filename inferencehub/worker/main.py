@@ -80,7 +80,10 @@ async def run_worker(
             raise
         logger.info("worker pinned to CPUs %s", ", ".join(map(str, settings.worker.cpus)))
     routing_dir = settings.data_dir / "routing" if settings.data_dir else None
-    registry = ModelRegistry(settings.worker.models_dir, settings.worker, routing_dir, only)
+    tuning_dir = settings.data_dir / "tuning" if settings.data_dir else None
+    registry = ModelRegistry(
+        settings.worker.models_dir, settings.worker, routing_dir, only, tuning_dir
+    )
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
     hop_servicer = HopServicer(

@@ -21,10 +21,23 @@ from inferencehub.worker.preprocess import images_to_batch
 from inferencehub.worker.providers import ProviderOptions, ProviderPolicy, select
 from inferencehub.worker.repository import ModelConfig, PostprocessConfig
 from inferencehub.worker.statistics import VersionStatistics
+from inferencehub.worker.tuning import Layout
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_SIZE = 64
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """How every CPU session is opened, the ones tuning measures included."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # ORT's warnings go to its own stderr otherwise
+    # NOTE: ORT's pool threads spin between runs by default, burning the cores the gateway
+    # and the other models need; on a small box that costs more than the wake-up latency.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
@@ -66,23 +79,19 @@ class OnnxModel:
         config: ModelConfig,
         labels: list[str] | None,
         *,
-        intra_op_threads: int,
+        layout: Layout,
         max_image_pixels: int,
         provider: str = "auto",
         provider_policy: ProviderPolicy = "fallback",
         provider_options: ProviderOptions | None = None,
     ) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # ORT's warnings go to its own stderr otherwise
-        # NOTE: ORT's pool threads spin between runs by default, burning the cores the gateway
-        # and the other models need; on a small box that costs more than the wake-up latency.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        """`layout`: instances, threads and batch cap (measured by tuning.py, or the
+        defaults)."""
+        options = session_options(layout.threads)
         selection = select(
             path,
             options,
-            config.instances,
+            layout.instances,
             config.provider or provider,
             config.provider_policy or provider_policy,
             provider_options,
@@ -107,8 +116,9 @@ class OnnxModel:
             inputs=self.inputs,
             outputs=self.outputs,
             max_batch_size=self._max_batch_size(config),
-            instances=config.instances,
+            instances=layout.instances,
             max_queue_size=config.max_queue_size,
+            tuning=layout.to_proto(),
         )
         if self.info.max_batch_size > 0 and config.batching.enabled:
             self.info.dynamic_batching.CopyFrom(

@@ -100,7 +100,14 @@ class ModelConfig(_Strict):
     max_batch_size: int | None = Field(
         None, ge=0, description="Largest batch accepted; default 64 for batchable models."
     )
-    instances: int = Field(1, ge=1, le=64, description="ONNX Runtime sessions per version.")
+    instances: int = Field(
+        1, ge=1, le=64, description="ONNX Runtime sessions per version (set: not tuned)."
+    )
+    tuning: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: CPU versions measure their layout (instances x threads, batch cap) "
+        "when they load, cached; off: model.toml's values and defaults as they are.",
+    )
     provider: (
         Literal["auto", "measure", "tensorrt", "cuda", "coreml", "directml", "openvino", "cpu"]
         | None

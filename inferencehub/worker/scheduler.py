@@ -2,12 +2,12 @@
 
 Each loaded version gets one ModelScheduler. Requests wait in its queue (bounded: a full queue
 answers RESOURCE_EXHAUSTED at once); one runner coroutine per instance takes the next request,
-merges queued requests with the same non-batch shapes into it (up to max_batch_size, waiting
-at most max_queue_delay_us for more), runs the batch on the thread pool and splits the outputs
-back. Greedy by default: a lone request never waits, and batches form only from requests that
-queued while the instances were busy. Requests whose deadline passes in the queue are answered
-DEADLINE_EXCEEDED without being computed. Separate queues per version keep a heavy model from
-delaying a light one, beyond sharing the cores.
+merges queued requests with the same non-batch shapes into it (up to max_batch_size, or the
+batch cap tuning measured, waiting at most max_queue_delay_us for more), runs the batch on the
+thread pool and splits the outputs back. Greedy by default: a lone request never waits, and
+batches form only from requests that queued while the instances were busy. Requests whose
+deadline passes in the queue are answered DEADLINE_EXCEEDED without being computed. Separate
+queues per version keep a heavy model from delaying a light one, beyond sharing the cores.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class ModelScheduler:
         self._executor = executor
         info = model.info
         self._max_batch = info.max_batch_size if model.batching else 0
+        if self._max_batch and info.tuning.batch_cap:  # tuning found larger batches no faster
+            self._max_batch = min(self._max_batch, info.tuning.batch_cap)
         self._delay_s = info.dynamic_batching.max_queue_delay_us / 1e6
         self._preferred = set(info.dynamic_batching.preferred_batch_sizes)
         self._max_queue = info.max_queue_size

@@ -28,7 +28,7 @@ from inferencehub.client import connect
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from tests.hub import Hub, running_hub, wait_for
-from tests.model_builders import save_model, scale_model, slow_batch_model
+from tests.model_builders import UNTUNED, save_model, scale_model, slow_batch_model
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +111,7 @@ def test_shadow_answers_are_recorded_never_returned(tmp_path: Path) -> None:
     scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
     scale_model(root / "m" / "2" / "model.onnx", [2, 2, 2, 2])
     failing_model(root / "m" / "3" / "model.onnx")
-    (root / "m" / "model.toml").write_text("default_version = 1\n")
+    (root / "m" / "model.toml").write_text(UNTUNED + "default_version = 1\n")
     with running_hub(root, tmp_path) as hub:
         url = ["--url", hub.http_url]
         mirrored = run_cli("route", "m", "--shadow", "2:100%", "--json", *url)
@@ -176,7 +176,7 @@ def test_canary_ramps_and_promotes_under_load_without_dropping(tmp_path: Path) -
     root = tmp_path / "models"
     scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
     scale_model(root / "m" / "2" / "model.onnx", [2, 2, 2, 2])
-    (root / "m" / "model.toml").write_text("default_version = 1\n")
+    (root / "m" / "model.toml").write_text(UNTUNED + "default_version = 1\n")
     with running_hub(root, tmp_path) as hub, load(hub) as seen:
         wait_for(lambda: len(seen) > 20, 20, "load")
         rollout = run_cli(
@@ -204,7 +204,7 @@ def test_canary_rolls_back_on_latency_under_load_without_dropping(tmp_path: Path
     root = tmp_path / "models"
     scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
     slow_batch_model(root / "m" / "2" / "model.onnx", iterations=30_000)  # y = x + 30000, slow
-    (root / "m" / "model.toml").write_text("default_version = 1\n")
+    (root / "m" / "model.toml").write_text(UNTUNED + "default_version = 1\n")
     with running_hub(root, tmp_path) as hub, load(hub) as seen:
         wait_for(lambda: len(seen) > 20, 20, "load")
         with connect(hub.grpc_url) as hub_grpc:
@@ -230,7 +230,7 @@ def test_canary_rolls_back_at_once_on_errors_and_survives_in_status(tmp_path: Pa
     root = tmp_path / "models"
     scale_model(root / "m" / "1" / "model.onnx", [1, 1, 1, 1])
     failing_model(root / "m" / "2" / "model.onnx")
-    (root / "m" / "model.toml").write_text("default_version = 1\n")
+    (root / "m" / "model.toml").write_text(UNTUNED + "default_version = 1\n")
     with running_hub(root, tmp_path) as hub:
         url = ["--url", hub.http_url]
         refused = run_cli("route", "m", "--canary", "1", *url)

@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
+from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.worker.tuning import Constraints, candidate_layouts
 from tests.hub import Hub
 
 pytestmark = pytest.mark.e2e
@@ -186,6 +188,28 @@ def test_cli_models_lists_versions_states_and_broken_model(hub: Hub) -> None:
     table = cli("models", "--url", hub.http_url)
     assert "FAILED" in table.stdout
     assert "scale" in table.stdout
+
+
+def test_cli_models_show_tells_the_measured_layout(hub: Hub) -> None:
+    """Versions load tuned (tuning = "auto" is the default): the layout each serves with is
+    the fastest one measured, and `models show` says so."""
+    shown = json.loads(cli("models", "show", "scale", "--json", "--url", hub.http_url).stdout)
+    (model,) = shown["models"]
+    for version in model["versions"]:
+        tuning = version["tuning"]
+        assert tuning["source"] == "measured", tuning
+        layouts = [t for t in tuning["trials"] if t["batch"] == 1]
+        tried = candidate_layouts(Constraints(cores=usable_cores()))
+        assert [(t["instances"], t["intra_op_threads"]) for t in layouts] == [
+            (c.instances, c.threads) for c in tried
+        ]
+        fastest = max(layouts, key=lambda t: t["items_per_s"])
+        assert version["instances"] == fastest["instances"]
+        assert tuning["intra_op_threads"] == fastest["intra_op_threads"]
+    table = cli("models", "show", "scale", "--url", hub.http_url)
+    assert table.returncode == 0, table.stderr
+    assert "execution layout" in table.stdout and "measured" in table.stdout
+    assert "(fastest)" in table.stdout
 
 
 # --- errors: clear, mapped, never a traceback -------------------------------------------------

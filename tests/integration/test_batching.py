@@ -20,7 +20,7 @@ from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
 from tests.integration.test_hop import hop_client
 from tests.integration.test_worker import running_worker
-from tests.model_builders import slow_batch_model
+from tests.model_builders import UNTUNED, slow_batch_model
 
 ITERATIONS = 100_000  # ~0.1-0.3 s per run on this class of machine, whatever the batch size
 
@@ -30,17 +30,19 @@ def batching_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batching")
     slow_batch_model(root / "slow" / "1" / "model.onnx", ITERATIONS)
     slow_batch_model(root / "tight" / "1" / "model.onnx", ITERATIONS)
-    (root / "tight" / "model.toml").write_text("max_queue_size = 2\n")
+    (root / "tight" / "model.toml").write_text(UNTUNED + "max_queue_size = 2\n")
     slow_batch_model(root / "unbatched" / "1" / "model.onnx", ITERATIONS)
-    (root / "unbatched" / "model.toml").write_text("[batching]\nenabled = false\n")
+    (root / "unbatched" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
     # ~1-3 s a run: long enough that a request with a 0.3 s deadline surely reaches the worker
     # and expires in its queue, even on a loaded CI machine.
     slow_batch_model(root / "slowest" / "1" / "model.onnx", ITERATIONS * 10)
-    (root / "slowest" / "model.toml").write_text("[batching]\nenabled = false\n")
+    (root / "slowest" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
     slow_batch_model(root / "pair" / "1" / "model.onnx", ITERATIONS)
-    (root / "pair" / "model.toml").write_text("instances = 2\n[batching]\nenabled = false\n")
+    (root / "pair" / "model.toml").write_text(
+        UNTUNED + "instances = 2\n[batching]\nenabled = false\n"
+    )
     slow_batch_model(root / "pairbatch" / "1" / "model.onnx", ITERATIONS)
-    (root / "pairbatch" / "model.toml").write_text("instances = 2\n")
+    (root / "pairbatch" / "model.toml").write_text(UNTUNED + "instances = 2\n")
     return root
 
 

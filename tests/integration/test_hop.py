@@ -29,7 +29,7 @@ from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc, inference_pb2_grpc
 from inferencehub.v1 import inference_pb2 as pb
 from tests.integration.test_worker import running_worker
-from tests.model_builders import scale_model, slow_batch_model
+from tests.model_builders import UNTUNED, scale_model, slow_batch_model
 
 FACTORS = np.array([1, 2, 3, 4], np.float32)
 BIG_ROWS = 4096  # 64 KiB of FP32 [N, 4]: well over INLINE_MAX_BYTES, so it takes a slot
@@ -40,14 +40,14 @@ def hop_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hop")
     scale_model(root / "scale" / "1" / "model.onnx", [1.0, 2.0, 3.0, 4.0])
     scale_model(root / "scale" / "2" / "model.onnx", [10.0, 20.0, 30.0, 40.0])
-    (root / "scale" / "model.toml").write_text("max_batch_size = 1000000\n")
+    (root / "scale" / "model.toml").write_text(UNTUNED + "max_batch_size = 1000000\n")
     # A quarter-MiB request (and as much output) that takes a while: fills a 1 MiB arena.
     slow_batch_model(root / "slowbig" / "1" / "model.onnx", 2000)
-    (root / "slowbig" / "model.toml").write_text("[batching]\nenabled = false\n")
+    (root / "slowbig" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
     # Ten times slower (~0.1-0.3 s a run): a request surely outlives a 10 ms deadline, and
     # several are still held when the gateway's stream dies, on a fast machine too.
     slow_batch_model(root / "slowerbig" / "1" / "model.onnx", 20000)
-    (root / "slowerbig" / "model.toml").write_text("[batching]\nenabled = false\n")
+    (root / "slowerbig" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
     return root
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from rich.console import Console
 
-from inferencehub.cli_output import render_result, result_to_json
+from inferencehub.cli_output import render_result, render_tuning, result_to_json
 from inferencehub.client import PredictResult
 
 
@@ -36,3 +36,34 @@ def test_table_previews_long_outputs() -> None:
     assert "m version 1" in text
     assert "INT64" in text
     assert "0, 1, 2, 3, 4, 5, 6, 7, ..." in text
+
+
+def test_the_tuning_table_shows_each_trial_and_the_choice() -> None:
+    trial = {"instances": 1, "intra_op_threads": 2, "batch": 1, "items_per_s": 100.0}
+    faster = {"instances": 2, "intra_op_threads": 1, "batch": 1, "items_per_s": 180.0}
+    model = {
+        "name": "squeezenet",
+        "versions": [
+            {
+                "version": "1",
+                "instances": 2,
+                "max_batch_size": 64,
+                "tuning": {
+                    "source": "measured",
+                    "reason": "2 x 1 threads: 180/s at batch 1",
+                    "intra_op_threads": 1,
+                    "batch_cap": 1,
+                    "spent_ms": 2100.0,
+                    "trials": [trial, faster],
+                },
+            },
+            {"version": "2", "state": "FAILED"},  # no tuning: not shown
+        ],
+    }
+    console = Console(width=200, record=True)
+    console.print(render_tuning(model))
+    text = console.export_text()
+    assert "2 x 1 threads" in text and "batches up to 1" in text
+    assert "measured in 2.1 s" in text
+    assert "2 x 1, batch 1: 180.0/s (fastest)" in text
+    assert "1 x 2, batch 1: 100.0/s" in text and "100.0/s (fastest)" not in text

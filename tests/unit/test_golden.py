@@ -23,6 +23,7 @@ from inferencehub.worker.golden import (
 from inferencehub.worker.onnx_model import OnnxModel
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.repository import GoldenConfig, ModelConfig, scan_model
+from inferencehub.worker.tuning import Layout
 from tests.model_builders import int_model, reshape_model, scale_model, string_model
 
 DEFAULTS = GoldenConfig()
@@ -42,7 +43,8 @@ def golden(path: Path, x: np.ndarray, y: np.ndarray, **extra: Any) -> Path:
 
 def load(path: Path, instances: int = 1) -> OnnxModel:
     config = ModelConfig(instances=instances)
-    return OnnxModel("m", "1", path, config, None, intra_op_threads=1, max_image_pixels=1_000_000)
+    layout = Layout(instances=config.instances, threads=1)
+    return OnnxModel("m", "1", path, config, None, layout=layout, max_image_pixels=1_000_000)
 
 
 def spec(name: str, datatype: str, shape: list[int]) -> pb.TensorSpec:

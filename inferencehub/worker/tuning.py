@@ -1,0 +1,393 @@
+"""The execution layout a CPU model version runs with, measured on this machine.
+
+No single layout fits every model: a microsecond MLP runs fastest as one session with every
+core (two Python threads calling it fight over the GIL), a CNN as one single-threaded session
+per core (intra-op threads synchronise at every layer), and batching pays for the first and
+costs the second. So when a version loads (model.toml `tuning = "auto"`), the worker times the
+candidate layouts (instances x intra-op threads over the cores it may use) on synthetic input
+within a budget, then, on the fastest, the batch sizes worth merging requests into. The result
+is cached by the model file's sha256, the CPU model, the usable core count and the onnxruntime
+version: the next start reads it back. What model.toml or the worker's settings fix explicitly
+is not measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
+from inferencehub.runtime import write_private_atomically
+from inferencehub.v1 import inference_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 3.0
+# More sessions cost memory (a copy of the weights each): beyond 8 the gain is rarely there.
+MAX_TUNED_INSTANCES = 8
+# Batches beyond this are not measured (a model.toml may accept far larger ones).
+MAX_TUNED_BATCH = 256
+# Doubling the merged batch must buy this much more throughput, else it only adds latency.
+BATCH_GAIN = 1.10
+# Each trial runs at least this long (and ~TRIAL_RUNS runs), at most MAX_TRIAL_S.
+MIN_TRIAL_S = 0.02
+MAX_TRIAL_S = 0.5
+TRIAL_RUNS = 100
+CACHE_FORMAT = 1
+
+
+class Session(Protocol):
+    def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> Any: ...
+
+    def get_inputs(self) -> list[Any]: ...
+
+    def get_outputs(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """What tuning may choose: `instances` / `threads` fixed when given; batches up to
+    `max_batch` (0: the model has no batch dimension) when `tune_batch`."""
+
+    cores: int
+    instances: int | None = None
+    threads: int | None = None
+    max_batch: int = 0
+    tune_batch: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    instances: int
+    threads: int
+    batch: int
+    items_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a version runs with. `batch_cap`: the largest batch merged from queued requests
+    (0: as many as max_batch_size allows, the untuned default)."""
+
+    instances: int
+    threads: int
+    batch_cap: int = 0
+    source: str = "off"  # measured | cached | off
+    reason: str = ""
+    trials: tuple[Trial, ...] = field(default=())
+    spent_s: float = 0.0
+
+    def to_proto(self) -> pb.Tuning:
+        return pb.Tuning(
+            source=self.source,
+            reason=self.reason,
+            intra_op_threads=self.threads,
+            batch_cap=self.batch_cap,
+            spent_ms=self.spent_s * 1e3,
+            trials=[
+                pb.TuningTrial(
+                    instances=t.instances,
+                    intra_op_threads=t.threads,
+                    batch=t.batch,
+                    items_per_s=t.items_per_s,
+                )
+                for t in self.trials
+            ],
+        )
+
+
+def default_layout(constraints: Constraints, reason: str) -> Layout:
+    """The untuned layout: model.toml's instances (1), the cores shared among them."""
+    instances = constraints.instances or 1
+    threads = constraints.threads or max(1, constraints.cores // instances)
+    return Layout(instances, threads, reason=reason)
+
+
+def candidate_layouts(constraints: Constraints) -> list[Layout]:
+    """Fewest instances first: 1, 2, 4, ... up to the cores (and the core count itself)."""
+    cores = constraints.cores
+    if constraints.instances is not None:
+        counts = [constraints.instances]
+    else:
+        counts = [n for n in (1, 2, 4, 8) if n <= min(cores, MAX_TUNED_INSTANCES)]
+        if cores <= MAX_TUNED_INSTANCES and cores not in counts:
+            counts.append(cores)
+    return [Layout(n, constraints.threads or max(1, cores // n)) for n in counts]
+
+
+def candidate_batches(constraints: Constraints) -> list[int]:
+    if not constraints.tune_batch or constraints.max_batch < 2:
+        return []
+    sizes, size = [], 1
+    while size <= min(constraints.max_batch, MAX_TUNED_BATCH):
+        sizes.append(size)
+        size *= 2
+    return sizes
+
+
+def pick_layout(trials: Sequence[Trial]) -> Trial:
+    """The fastest. No preference for fewer sessions when it is close: in serving, more
+    instances also hide the worker's own work between runs, which these trials do not see."""
+    return max(trials, key=lambda t: t.items_per_s)
+
+
+def pick_batch_cap(trials: Sequence[Trial]) -> int:
+    """The largest batch reached by steps that each bought BATCH_GAIN more throughput than the
+    batch chosen before them (trials are ordered by batch, the first is batch 1)."""
+    cap, rate = trials[0].batch, trials[0].items_per_s
+    for trial in trials[1:]:
+        if trial.items_per_s >= rate * BATCH_GAIN:
+            cap, rate = trial.batch, trial.items_per_s
+    return cap
+
+
+def tuning_feeds(inputs: Sequence[pb.TensorSpec], batch: int) -> dict[str, np.ndarray] | None:
+    """Synthetic input: U[0,1) floats (zeros drive constant-weight CNNs into slow denormals),
+    zeros otherwise; the batch dimension `batch`, other dynamic ones 1. None when an input
+    takes strings."""
+    if any(s.datatype not in NUMPY_BY_DATATYPE for s in inputs):
+        return None
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for s in inputs:
+        shape = [d if d >= 0 else 1 for d in s.shape]
+        if shape and s.shape[0] < 0:
+            shape[0] = batch
+        dtype = NUMPY_BY_DATATYPE[s.datatype]
+        if np.issubdtype(dtype, np.floating):
+            feeds[s.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+        else:
+            feeds[s.name] = np.zeros(shape, dtype)
+    return feeds
+
+
+def time_trial(
+    sessions: Sequence[Session],
+    feeds: dict[str, np.ndarray],
+    batch: int,
+    budget_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Items per second with every session running `feeds` over and over on its own thread
+    (as the worker's instances do): after one untimed run each, until `budget_s` has passed
+    or, once MIN_TRIAL_S has, TRIAL_RUNS runs are done. Raises what a run raises."""
+    count = len(sessions)
+    warm = threading.Barrier(count + 1)
+    runs = [0] * count
+    ended = [0.0] * count
+    errors: list[BaseException] = []
+    start = end = 0.0
+
+    def run(index: int) -> None:
+        session = sessions[index]
+        try:
+            session.run(None, feeds)
+        except BaseException as exc:
+            errors.append(exc)
+        warm.wait()
+        warm.wait()  # the clock starts
+        while not errors:
+            now = clock()
+            if now >= end or (now - start >= MIN_TRIAL_S and sum(runs) >= TRIAL_RUNS):
+                break
+            try:
+                session.run(None, feeds)
+            except BaseException as exc:
+                errors.append(exc)
+                break
+            runs[index] += 1
+            ended[index] = clock()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    warm.wait()
+    start = clock()
+    end = start + budget_s
+    warm.wait()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    elapsed = max(ended) - start
+    return sum(runs) * batch / elapsed if elapsed > 0 else 0.0
+
+
+def _inputs(session: Session) -> tuple[list[pb.TensorSpec], bool]:
+    """The session's input specs, and whether every input and output has a batch dimension."""
+    inputs = [
+        pb.TensorSpec(
+            name=arg.name,
+            datatype=datatype_from_ort(arg.type),
+            shape=[d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])],
+        )
+        for arg in session.get_inputs()
+    ]
+    outputs = session.get_outputs()
+    batchable = all(s.shape and s.shape[0] == -1 for s in inputs) and all(
+        arg.shape and not (isinstance(arg.shape[0], int) and arg.shape[0] >= 0) for arg in outputs
+    )
+    return inputs, batchable
+
+
+def tune(
+    open_session: Callable[[int], Session],
+    constraints: Constraints,
+    budget_s: float = DEFAULT_BUDGET_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Layout:
+    """Measure the candidate layouts, then the batch sizes on the fastest; the budget covers
+    opening sessions too. `open_session(threads)` opens one CPU session. A model that cannot
+    run on synthetic input keeps the default layout."""
+    began = clock()
+    layouts = candidate_layouts(constraints)
+    try:
+        opened = [open_session(layouts[0].threads) for _ in range(layouts[0].instances)]
+    except Exception as exc:  # the load itself reports it
+        return default_layout(constraints, f"not tuned: {_first_line(exc)}")
+    inputs, batchable = _inputs(opened[0])
+    batches = candidate_batches(constraints) if batchable else []
+    if len(layouts) == 1 and not batches:
+        return default_layout(constraints, "nothing to tune: instances and batching are fixed")
+    feeds = tuning_feeds(inputs, 1)
+    if feeds is None:
+        return default_layout(constraints, "not tuned: an input takes strings")
+
+    def left() -> float:
+        return budget_s - (clock() - began)
+
+    trials: list[Trial] = []
+    kept: dict[int, list[Session]] = {}  # sessions of the fastest layout so far
+    try:
+        for position, layout in enumerate(layouts):
+            if trials and left() <= 0:
+                break
+            sessions = (
+                opened
+                if position == 0
+                else [open_session(layout.threads) for _ in range(layout.instances)]
+            )
+            share = left() / (len(layouts) - position + max(1, len(batches) // 2))
+            rate = time_trial(sessions, feeds, 1, min(MAX_TRIAL_S, max(MIN_TRIAL_S, share)), clock)
+            trials.append(Trial(layout.instances, layout.threads, 1, rate))
+            if pick_layout(trials) is trials[-1]:
+                kept = {layout.instances: sessions}
+        best = pick_layout(trials)
+        sessions = kept.get(best.instances) or [
+            open_session(best.threads) for _ in range(best.instances)
+        ]
+        batch_trials = [best]
+        for size in batches[1:]:
+            per_item_s = 1 / max(batch_trials[-1].items_per_s, 1e-9) * best.instances
+            if left() < 2 * per_item_s * size:  # one more run of this size would not fit
+                break
+            batch_feeds = tuning_feeds(inputs, size)
+            assert batch_feeds is not None
+            share = left() / max(1, len(batches) - len(batch_trials))
+            rate = time_trial(
+                sessions, batch_feeds, size, min(MAX_TRIAL_S, max(MIN_TRIAL_S, share)), clock
+            )
+            batch_trials.append(Trial(best.instances, best.threads, size, rate))
+            # Two doublings without gain: larger batches will not pay either.
+            if len(batch_trials) >= 3 and pick_batch_cap(batch_trials) < batch_trials[-2].batch:
+                break
+    except Exception as exc:  # ONNX Runtime raises many types; zeros need not be valid input
+        return default_layout(
+            constraints, f"not tuned: the model failed on synthetic input: {_first_line(exc)}"
+        )
+
+    # No larger batch measured within the budget: keep the untuned default (no cap).
+    cap = pick_batch_cap(batch_trials) if len(batch_trials) > 1 else 0
+    first = trials[0]
+    reason = (
+        f"{best.instances} x {best.threads} threads: {best.items_per_s:,.0f}/s at batch 1"
+        + (
+            f", {best.items_per_s / first.items_per_s:.2f}x {first.instances} x {first.threads}"
+            if best is not first
+            else ""
+        )
+        + (f"; merges batches up to {cap}" if cap else "")
+        + ("; no time left to measure batches" if batches and not cap else "")
+    )
+    return Layout(
+        best.instances,
+        best.threads,
+        cap,
+        "measured",
+        reason,
+        tuple(trials + batch_trials[1:]),
+        clock() - began,
+    )
+
+
+def cpu_model() -> str:
+    """The CPU's name: a cached measurement is only valid on the same kind of CPU."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class TuningCache:
+    """One JSON file per (model file, CPU, cores, onnxruntime, constraints) in a directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    @staticmethod
+    def key(model_path: Path, constraints: Constraints) -> str:
+        described = {
+            "format": CACHE_FORMAT,
+            "cpu": cpu_model(),
+            "onnxruntime": ort.__version__,
+            "constraints": asdict(constraints),
+        }
+        sha = file_sha256(model_path)
+        rest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+        return f"{sha[:32]}-{rest[:16]}"
+
+    def load(self, key: str) -> Layout | None:
+        path = self._directory / f"{key}.json"
+        try:
+            data = json.loads(path.read_text())
+            trials = tuple(Trial(**t) for t in data.pop("trials"))
+            return Layout(**{**data, "trials": trials, "source": "cached"})
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignoring the tuning cache file %s: %s", path, exc)
+            return None
+
+    def save(self, key: str, layout: Layout) -> None:
+        try:
+            write_private_atomically(self._directory / f"{key}.json", json.dumps(asdict(layout)))
+        except OSError as exc:
+            logger.warning("cannot write the tuning cache in %s: %s", self._directory, exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
