@@ -8,6 +8,10 @@ the proto (bench/kserve_stubs.py), and each request is serialized once up front.
     python -m bench.loadgen load --protocol grpc --target 127.0.0.1:8001 --model mlp \
         --input-name x --shape 1,64 --concurrency 16 --duration 5 [--deadline 2]
     python -m bench.loadgen probe --url http://127.0.0.1:8000/v2/health/ready --count 100
+
+With `--rate R` each of the concurrent loops paces itself so that together they send at most R
+requests a second (the soak's moderate load); `--trace FILE` writes every request's end
+(time.monotonic(), shared by all processes on Linux), latency and outcome as CSV.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ REJECT_GRPC = {"RESOURCE_EXHAUSTED", "UNAVAILABLE"}
 REJECT_HTTP = {"429", "503"}
 MAX_MESSAGE = 64 * 1024 * 1024
 STREAMS_PER_CHANNEL = 64
+
+
+def next_due(due: float, interval: float, sent: float) -> float:
+    """When a paced loop sends next: one interval after its last slot, but never earlier than
+    that last send, so a loop that fell behind (a slow answer, an outage) sends at once and then
+    keeps its pace, instead of bursting to repay every slot it missed."""
+    return max(due + interval, sent)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -116,6 +127,8 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
     end = window_start + args.duration
     tally = Tally()
     deadline = args.deadline
+    trace: list[tuple[float, float, str]] = []
+    interval = args.concurrency / args.rate if args.rate else 0.0
 
     if args.protocol == "grpc":
         options = [
@@ -158,13 +171,22 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
             return "OK" if response.status_code == 200 else str(response.status_code)
 
     async def worker(i: int) -> None:
+        due = start + i * interval / args.concurrency  # the loops' slots interleave
         while (sent := time.perf_counter()) < end:
+            if interval:
+                if due > sent:
+                    await asyncio.sleep(due - sent)
+                    if (sent := time.perf_counter()) >= end:
+                        break
+                due = next_due(due, interval, sent)
             tally.sent += 1
             outcome = await one(i)
             done = time.perf_counter()
             tally.ok_total += outcome == "OK"
             if window_start <= done <= end:
                 tally.add(outcome, (done - sent) * 1e3, reject)
+            if args.trace:
+                trace.append((time.monotonic(), (done - sent) * 1e3, outcome))
 
     tasks = [asyncio.create_task(worker(i)) for i in range(args.concurrency)]
     with contextlib.suppress(TimeoutError):
@@ -174,6 +196,8 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
             await channel.close()
     else:
         await client.aclose()
+    if args.trace:
+        args.trace.write_text("".join(f"{t:.4f},{ms:.3f},{o}\n" for t, ms, o in trace))
     return tally.summary(args.duration, deadline)
 
 
@@ -214,6 +238,8 @@ def main() -> None:
     load.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     load.add_argument("--deadline", type=float, help="per-request deadline in seconds")
     load.add_argument("--stubs", type=Path, help="generated KServe stubs directory")
+    load.add_argument("--rate", type=float, help="pace: at most this many requests/s in all")
+    load.add_argument("--trace", type=Path, help="write each request as CSV: t,ms,outcome")
     probe = sub.add_parser("probe", help="sequential GETs of one URL")
     probe.add_argument("--url", required=True)
     probe.add_argument("--count", type=int, default=100)
