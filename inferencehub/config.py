@@ -144,6 +144,12 @@ class WorkerSettings(_Section):
         description="Wall time a CPU model version may spend measuring its layout when it "
         "loads (model.toml tuning = auto); the result is cached in <data_dir>/tuning.",
     )
+    max_memory_mb: int = Field(
+        0,
+        ge=0,
+        description="Memory (RSS) this worker may hold: a model version whose load takes it "
+        "over fails to load with the reason, and the others keep serving (0: no limit).",
+    )
     repository_poll_s: float = Field(
         2.0, ge=0, description="How often to look for model changes (0: never; load explicitly)."
     )

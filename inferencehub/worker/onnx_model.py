@@ -17,6 +17,11 @@ from inferencehub.protocol.tensors import array_from_buffer
 from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import synthetic_feeds
+from inferencehub.worker.memory import (
+    SHRINK_MIN_INPUT_BYTES,
+    release_free_memory,
+    shrinking_run_options,
+)
 from inferencehub.worker.preprocess import images_to_batch
 from inferencehub.worker.providers import ProviderOptions, ProviderPolicy, select
 from inferencehub.worker.repository import ModelConfig, PostprocessConfig
@@ -98,6 +103,7 @@ class OnnxModel:
             synthetic=lambda session: synthetic_feeds(tensor_specs(session.get_inputs())),
         )
         self._sessions = selection.sessions
+        self._shrinking = shrinking_run_options()
         self._config = config
         self._labels = labels
         self.name = name
@@ -227,8 +233,12 @@ class OnnxModel:
             merged = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
         merged_ns = time.perf_counter_ns()
         wanted = outputs or [s.name for s in self.outputs]
+        # A large run would leave the arena at its peak for good: it shrinks it after itself.
+        large = sum(a.nbytes for a in merged.values()) >= SHRINK_MIN_INPUT_BYTES
         try:
-            results = self._sessions[instance].run(wanted, merged)
+            results = self._sessions[instance].run(
+                wanted, merged, self._shrinking if large else None
+            )
         except (
             ort.capi.onnxruntime_pybind11_state.InvalidArgument,
             ort.capi.onnxruntime_pybind11_state.InvalidGraph,
@@ -237,6 +247,8 @@ class OnnxModel:
         except Exception:
             logger.exception("inference failed (%s version %s)", self.name, self.info.version)
             raise InternalError("inference failed; see the worker log") from None
+        if large:
+            release_free_memory()
         computed_ns = time.perf_counter_ns()
         items = []
         offset = 0

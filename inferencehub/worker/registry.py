@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from inferencehub.protocol.validation import missing_model_error, resolve_versio
 from inferencehub.runtime import usable_cores, write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
+from inferencehub.worker.memory import over_budget, release_free_memory, rss_mb
 from inferencehub.worker.onnx_model import DEFAULT_MAX_BATCH_SIZE, OnnxModel, session_options
 from inferencehub.worker.providers import CPU, ProviderOptions, candidates
 from inferencehub.worker.repository import (
@@ -38,16 +38,6 @@ from inferencehub.worker.scheduler import ModelScheduler
 from inferencehub.worker.tuning import Constraints, Layout, TuningCache, default_layout, tune
 
 logger = logging.getLogger(__name__)
-
-
-def release_free_memory() -> None:
-    """Hand the heap that loading and warm-up freed back to the OS (glibc keeps it otherwise):
-    about 35 MB less idle RSS with the two demo models. No-op where there is no glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.malloc_trim(0)
 
 
 def pool_size(settings: WorkerSettings) -> int:
@@ -292,6 +282,7 @@ class ModelRegistry:
             elif not v.path.is_file():
                 results[v.version] = f"{v.path} does not exist"
             else:
+                before_mb = rss_mb()
                 try:
                     model = OnnxModel(
                         entry.name,
@@ -308,7 +299,12 @@ class ModelRegistry:
                     # The gate before traffic: a version whose golden outputs do not match
                     # never serves (a reload keeps the previous file); every session is warmed.
                     refused = check_golden(model, v.path.parent, entry.config.golden)
+                    release_free_memory()  # what loading, tuning and warm-up left behind
+                    refused = refused or over_budget(self._settings.max_memory_mb, before_mb)
                     results[v.version] = model if refused is None else refused
+                    if refused is not None:
+                        del model  # its sessions go now, not when the next version loads
+                        release_free_memory()
                 except HubError as exc:
                     results[v.version] = exc.message
                 except Exception as exc:  # ORT raises many types for broken files
