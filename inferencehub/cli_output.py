@@ -109,6 +109,8 @@ def render_tuning(model: dict[str, Any]) -> Table:
             continue
         cap = tuning["batch_cap"]
         layout = f"{v['instances']} x {tuning['intra_op_threads']} threads"
+        if tuning["session_mb"]:
+            layout += f"\n~{tuning['session_mb']:.0f} MB a session"
         if v["max_batch_size"]:
             layout += f"\nbatches up to {cap or v['max_batch_size']}"
         best = max((t["items_per_s"] for t in tuning["trials"]), default=0.0)

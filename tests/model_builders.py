@@ -166,3 +166,17 @@ def string_model(path: Path) -> Path:
     t = helper.make_tensor_value_info("t", TensorProto.STRING, ["N"])
     graph = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "strings", [s], [t])
     return save_model(graph, path)
+
+
+def heavy_model(path: Path, side: int) -> Path:
+    """y = x @ W with W float32 [side, side] made by ConstantOfShape: a tiny file whose session
+    holds side^2 x 4 bytes (the light_* bench models are built the same way)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", side])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", side])
+    shape = numpy_helper.from_array(np.array([side, side], np.int64), "shape")
+    fill = helper.make_tensor("fill", TensorProto.FLOAT, [1], [0.001])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=fill),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ]
+    return save_model(helper.make_graph(nodes, "heavy", [x], [y], [shape]), path)

@@ -194,20 +194,22 @@ class ModelVersion(_message.Message):
     def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelVersion.State, str]] = ..., error: _Optional[str] = ..., provider: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., top_k: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., instances: _Optional[int] = ..., dynamic_batching: _Optional[_Union[DynamicBatching, _Mapping]] = ..., max_queue_size: _Optional[int] = ..., provider_notes: _Optional[_Iterable[str]] = ..., provider_timings_ms: _Optional[_Mapping[str, float]] = ..., tuning: _Optional[_Union[Tuning, _Mapping]] = ...) -> None: ...
 
 class Tuning(_message.Message):
-    __slots__ = ("source", "reason", "intra_op_threads", "batch_cap", "trials", "spent_ms")
+    __slots__ = ("source", "reason", "intra_op_threads", "batch_cap", "trials", "spent_ms", "session_mb")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
     BATCH_CAP_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     SPENT_MS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MB_FIELD_NUMBER: _ClassVar[int]
     source: str
     reason: str
     intra_op_threads: int
     batch_cap: int
     trials: _containers.RepeatedCompositeFieldContainer[TuningTrial]
     spent_ms: float
-    def __init__(self, source: _Optional[str] = ..., reason: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., batch_cap: _Optional[int] = ..., trials: _Optional[_Iterable[_Union[TuningTrial, _Mapping]]] = ..., spent_ms: _Optional[float] = ...) -> None: ...
+    session_mb: float
+    def __init__(self, source: _Optional[str] = ..., reason: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., batch_cap: _Optional[int] = ..., trials: _Optional[_Iterable[_Union[TuningTrial, _Mapping]]] = ..., spent_ms: _Optional[float] = ..., session_mb: _Optional[float] = ...) -> None: ...
 
 class TuningTrial(_message.Message):
     __slots__ = ("instances", "intra_op_threads", "batch", "items_per_s")

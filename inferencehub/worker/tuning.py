@@ -30,6 +30,7 @@ import onnxruntime as ort
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
 from inferencehub.runtime import write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.memory import rss_mb
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Layout:
     reason: str = ""
     trials: tuple[Trial, ...] = field(default=())
     spent_s: float = 0.0
+    session_mb: float = 0.0  # RSS one session added when tuning opened it
 
     def to_proto(self) -> pb.Tuning:
         return pb.Tuning(
@@ -95,6 +97,7 @@ class Layout:
             intra_op_threads=self.threads,
             batch_cap=self.batch_cap,
             spent_ms=self.spent_s * 1e3,
+            session_mb=self.session_mb,
             trials=[
                 pb.TuningTrial(
                     instances=t.instances,
@@ -252,10 +255,12 @@ def tune(
     run on synthetic input keeps the default layout."""
     began = clock()
     layouts = candidate_layouts(constraints)
+    before_mb = rss_mb()
     try:
         opened = [open_session(layouts[0].threads) for _ in range(layouts[0].instances)]
     except Exception as exc:  # the load itself reports it
         return default_layout(constraints, f"not tuned: {_first_line(exc)}")
+    session_mb = max(0.0, rss_mb() - before_mb) / len(opened)
     inputs, batchable = _inputs(opened[0])
     batches = candidate_batches(constraints) if batchable else []
     if len(layouts) == 1 and not batches:
@@ -328,6 +333,7 @@ def tune(
         reason,
         tuple(trials + batch_trials[1:]),
         clock() - began,
+        session_mb,
     )
 
 

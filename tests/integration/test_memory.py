@@ -16,7 +16,7 @@ from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker import onnx_model
 from inferencehub.worker.memory import release_free_memory, rss_mb
 from inferencehub.worker.registry import ModelRegistry
-from tests.model_builders import UNTUNED, save_model, scale_model
+from tests.model_builders import UNTUNED, heavy_model, save_model, scale_model
 
 WIDE = 1 << 18  # a row is 1 MiB of float32
 
@@ -38,20 +38,6 @@ def wide_model(path: Path) -> Path:
         helper.make_node("ReduceMax", ["t3"], ["y"], axes=[1], keepdims=1),
     ]
     return save_model(helper.make_graph(nodes, "wide", [x], [y], consts), path)
-
-
-def heavy_model(path: Path, side: int) -> Path:
-    """y = x @ W with W float32 [side, side] made by ConstantOfShape: a tiny file whose session
-    holds side^2 x 4 bytes (the light_* bench models are built the same way)."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", side])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", side])
-    shape = numpy_helper.from_array(np.array([side, side], np.int64), "shape")
-    fill = helper.make_tensor("fill", TensorProto.FLOAT, [1], [0.001])
-    nodes = [
-        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=fill),
-        helper.make_node("MatMul", ["x", "w"], ["y"]),
-    ]
-    return save_model(helper.make_graph(nodes, "heavy", [x], [y], [shape]), path)
 
 
 async def loaded(root: Path, settings: WorkerSettings) -> ModelRegistry:

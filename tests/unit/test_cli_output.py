@@ -54,6 +54,7 @@ def test_the_tuning_table_shows_each_trial_and_the_choice() -> None:
                     "intra_op_threads": 1,
                     "batch_cap": 1,
                     "spent_ms": 2100.0,
+                    "session_mb": 115.4,
                     "trials": [trial, faster],
                 },
             },
@@ -64,6 +65,6 @@ def test_the_tuning_table_shows_each_trial_and_the_choice() -> None:
     console.print(render_tuning(model))
     text = console.export_text()
     assert "2 x 1 threads" in text and "batches up to 1" in text
-    assert "measured in 2.1 s" in text
+    assert "measured in 2.1 s" in text and "~115 MB a session" in text
     assert "2 x 1, batch 1: 180.0/s (fastest)" in text
     assert "1 x 2, batch 1: 100.0/s" in text and "100.0/s (fastest)" not in text

@@ -31,7 +31,7 @@ from inferencehub.worker.tuning import (
     tune,
     tuning_feeds,
 )
-from tests.model_builders import reshape_model, scale_model, slow_batch_model
+from tests.model_builders import heavy_model, reshape_model, scale_model, slow_batch_model
 
 
 def opener(path: Path) -> Callable[[int], ort.InferenceSession]:
@@ -277,3 +277,10 @@ def test_feeds_match_a_models_inputs(tmp_path: Path) -> None:
     assert feeds is not None
     (y,) = session.run(None, feeds)
     np.testing.assert_allclose(y, feeds["x"] * np.array([1, 2, 3, 4], np.float32))
+
+
+def test_tuning_tells_what_a_session_costs_in_memory(tmp_path: Path) -> None:
+    path = heavy_model(tmp_path / "heavy.onnx", 4096)  # 64 MiB of weights in each session
+    layout = tune(opener(path), Constraints(cores=2, max_batch=0), budget_s=1.0)
+    assert layout.source == "measured"
+    assert 50 < layout.session_mb < 200, layout.session_mb
