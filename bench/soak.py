@@ -282,6 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "samples": [asdict(s) for s in samples],
         "rss_growth": soak_report.rss_growth(samples, t0, args.minutes),
+        "rss_growth_per_process": soak_report.growth_per_process(samples, t0, args.minutes),
         "cpu": soak_report.cpu_per_minute(samples, t0, args.minutes),
         "mlp_split": soak_report.split_per_minute(split, t0, args.minutes),
         "anomalies": log_anomalies(work / "hub.log"),

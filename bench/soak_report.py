@@ -124,6 +124,32 @@ def rss_growth(
     return out
 
 
+def growth_per_process(samples: Sequence[Sample], t0: float, minutes: int) -> list[dict[str, Any]]:
+    """RSS growth of each process of a role that was restarted, over its own life: from the
+    minute after it appeared (at least minute 2) to the last minute it was seen. A restart
+    resets memory, so comparing roles alone would let it hide growth before the kill."""
+    out = []
+    for role in ROLES:
+        lives: dict[int, list[int]] = {}
+        for s in samples:
+            if role in s.pid:
+                lives.setdefault(s.pid[role], []).append(minute_of(s.t, t0, minutes) + 1)
+        if len(lives) < 2:
+            continue
+        for pid, seen in lives.items():
+            end = max(seen)
+            base = min(max(2, min(seen) + 1), end)
+            mine = [s for s in samples if s.pid.get(role) == pid]
+            base_mb = rss_in_minute(mine, role, t0, base)
+            end_mb = rss_in_minute(mine, role, t0, end)
+            growth = (end_mb / base_mb - 1) * 100 if base_mb and end_mb is not None else None
+            out.append(
+                {"role": role, "pid": pid, "from_minute": base, "to_minute": end}
+                | {"base_mb": base_mb, "end_mb": end_mb, "growth_pct": growth}
+            )
+    return out
+
+
 def cpu_per_minute(samples: Sequence[Sample], t0: float, minutes: int) -> list[dict[str, float]]:
     """Per minute, CPU use in % of one core per role and the whole machine's (all cores). A
     role whose pid changed between two samples was restarted: its new process's counter is
@@ -224,6 +250,16 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| {role} RSS, minute {g['base_minute']} -> {minutes} | {measured} | "
             f"< {RSS_GROWTH_GOAL:g} % | {verdict} |"
+        )
+    for g in growth_per_process([Sample(**x) for x in result["samples"]], result["t0"], minutes):
+        pct = g["growth_pct"]
+        verdict = "-" if pct is None else "met" if pct < RSS_GROWTH_GOAL else "**missed**"
+        measured = (
+            "-" if pct is None else f"{pct:+.1f} % ({_mb(g['base_mb'])} -> {_mb(g['end_mb'])} MB)"
+        )
+        lines.append(
+            f"| {g['role']} pid {g['pid']} RSS, minute {g['from_minute']} -> "
+            f"{g['to_minute']} | {measured} | < {RSS_GROWTH_GOAL:g} % | {verdict} |"
         )
     lines += [
         "",

@@ -72,6 +72,19 @@ def test_rss_growth_compares_medians_of_minute_two_and_the_last() -> None:
     assert growth["gateway"]["growth_pct"] == pytest.approx(0.0)
 
 
+def test_growth_per_process_does_not_let_a_restart_hide_growth() -> None:
+    samples = [
+        sample(m * 60 + s, 100.0 + (20.0 if m >= 2 else 0.0)) for m in range(4) for s in (10, 40)
+    ]
+    samples += [sample(m * 60 + s, 90.0, pid=8) for m in range(4, 6) for s in (10, 40)]
+    assert sr.rss_growth(samples, T0, minutes=6)["worker"]["growth_pct"] == pytest.approx(-10.0)
+    old, new = sr.growth_per_process(samples, T0, minutes=6)
+    assert (old["pid"], old["from_minute"], old["to_minute"]) == (7, 2, 4)
+    assert old["growth_pct"] == pytest.approx(20.0)
+    assert (new["pid"], new["from_minute"], new["to_minute"]) == (8, 6, 6)
+    assert new["growth_pct"] == pytest.approx(0.0)
+
+
 def test_rss_growth_of_a_two_minute_run_uses_minute_one() -> None:
     samples = [sample(s, 100.0) for s in range(0, 60, 10)]
     samples += [sample(60 + s, 101.0) for s in range(0, 60, 10)]
