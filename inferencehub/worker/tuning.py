@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUDGET_S = 3.0
 # More sessions cost memory (a copy of the weights each): beyond 8 the gain is rarely there.
 MAX_TUNED_INSTANCES = 8
+# Layouts are timed twice (interleaved) when all their sessions fit in this much memory.
+TWICE_MAX_MB = 512
 # Batches beyond this are not measured (a model.toml may accept far larger ones).
 MAX_TUNED_BATCH = 256
 # Doubling the merged batch must buy this much more throughput, else it only adds latency.
@@ -272,26 +274,36 @@ def tune(
     def left() -> float:
         return budget_s - (clock() - began)
 
-    trials: list[Trial] = []
-    kept: dict[int, list[Session]] = {}  # sessions of the fastest layout so far
+    # Interference only ever slows a trial down, so with room for every layout's sessions at
+    # once each is timed twice, in A B .. B A order, and keeps its better time: one busy
+    # moment on a shared box then cannot decide the layout (and stay in the cache).
+    twice = len(layouts) > 1 and session_mb * sum(x.instances for x in layouts) <= TWICE_MAX_MB
+    order = [*range(len(layouts)), *reversed(range(len(layouts)))] if twice else []
+    order = order or list(range(len(layouts)))
+    rates: dict[int, float] = {}
+    pool: dict[int, list[Session]] = {0: opened}  # sessions of the layouts still in the race
     try:
-        for position, layout in enumerate(layouts):
-            if trials and left() <= 0:
+        for done, index in enumerate(order):
+            if rates and left() <= 0:
                 break
-            sessions = (
-                opened
-                if position == 0
-                else [open_session(layout.threads) for _ in range(layout.instances)]
+            layout = layouts[index]
+            if index not in pool:
+                pool[index] = [open_session(layout.threads) for _ in range(layout.instances)]
+            share = left() / (len(order) - done + max(1, len(batches) // 2))
+            rate = time_trial(
+                pool[index], feeds, 1, min(MAX_TRIAL_S, max(MIN_TRIAL_S, share)), clock
             )
-            share = left() / (len(layouts) - position + max(1, len(batches) // 2))
-            rate = time_trial(sessions, feeds, 1, min(MAX_TRIAL_S, max(MIN_TRIAL_S, share)), clock)
-            trials.append(Trial(layout.instances, layout.threads, 1, rate))
-            if pick_layout(trials) is trials[-1]:
-                kept = {layout.instances: sessions}
-        best = pick_layout(trials)
-        sessions = kept.get(best.instances) or [
-            open_session(best.threads) for _ in range(best.instances)
+            rates[index] = max(rate, rates.get(index, 0.0))
+            if not twice:  # keep only the fastest layout's sessions open
+                fastest = max(rates, key=lambda i: rates[i])
+                pool = {i: v for i, v in pool.items() if i == fastest}
+        trials = [
+            Trial(layouts[i].instances, layouts[i].threads, 1, rates[i]) for i in sorted(rates)
         ]
+        best = pick_layout(trials)
+        chosen = next(i for i in rates if layouts[i].instances == best.instances)
+        sessions = pool.get(chosen) or [open_session(best.threads) for _ in range(best.instances)]
+        pool = {}
         batch_trials = [best]
         for size in batches[1:]:
             per_item_s = 1 / max(batch_trials[-1].items_per_s, 1e-9) * best.instances

@@ -17,6 +17,7 @@ import pytest
 from inferencehub.config import WorkerSettings
 from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker import tuning
 from inferencehub.worker.onnx_model import session_options
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.tuning import (
@@ -142,6 +143,38 @@ def test_tuning_times_each_layout_for_real_and_picks_the_faster(
     slow, fast = sorted(t.items_per_s for t in layout.trials)
     assert fast / slow > 1.4, layout.trials
     assert 0.3 < layout.spent_s < 1.5
+
+
+class ColdSession(SleepySession):
+    """Its first `cold_runs` runs take 20 ms (another process busy on the box, say), the rest
+    4 ms; threads do not help."""
+
+    def __init__(self, threads: int, cold_runs: int) -> None:
+        super().__init__(threads, 0.004, split=False, shared=None)
+        self._cold_runs = cold_runs
+
+    def run(self, names: object, feeds: object) -> list[np.ndarray]:
+        if self._cold_runs > 0:
+            self._cold_runs -= 1
+            time.sleep(0.016)
+        return super().run(names, feeds)
+
+
+@pytest.mark.parametrize("twice", [True, False])
+def test_a_busy_moment_during_one_trial_does_not_decide_the_layout(
+    twice: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 x 1 is twice as fast, but its sessions are slow through their first trial (~0.3 s,
+    about 16 runs each). Timed twice (A B B A), it still wins; timed once (the control), the
+    busy moment decides."""
+    if not twice:
+        monkeypatch.setattr(tuning, "TWICE_MAX_MB", -1.0)
+    layout = tune(
+        lambda threads: ColdSession(threads, cold_runs=20 if threads == 1 else 0),
+        Constraints(cores=2, max_batch=0),
+        budget_s=1.6,
+    )
+    assert (layout.instances, layout.threads) == ((2, 1) if twice else (1, 2)), layout.trials
 
 
 def test_a_serial_onnx_model_runs_fastest_as_one_single_threaded_session_per_core(
