@@ -53,6 +53,7 @@ ORDER = [
 ]
 FLOOR_CONCURRENCY = (1, 64)  # the MLP gRPC points whose gateway budgets the floor informs
 CNNS = ("squeezenet", "resnet50")
+EXTRAS = {"overload": {"squeezenet"}, "door": {"mlp", "resnet50"}}  # extra -> models it needs
 
 
 def git(*args: str) -> str:
@@ -199,6 +200,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-extras", action="store_true", help="skip overload/door/startup")
     parser.add_argument(
+        "--only-extras",
+        help="comma list of extras (overload, door): run only those, no per-model points",
+    )
+    parser.add_argument(
         "--hub-layout",
         choices=["default", "raw-best"],
         default="raw-best",
@@ -214,6 +219,9 @@ def parse_args() -> argparse.Namespace:
         int(c) for c in (args.concurrency or ("1,16" if args.quick else "1,4,16,64")).split(",")
     ]
     args.models = args.models.split(",")
+    args.only_extras = set(args.only_extras.split(",")) if args.only_extras else set()
+    if args.only_extras - set(EXTRAS):
+        parser.error(f"--only-extras takes {', '.join(EXTRAS)}")
     args.window_ms = args.window_ms or (2000 if args.quick else 3000)
     if args.loadgen == "auto":
         args.loadgen = "perf_analyzer" if measure.perf_analyzer_available() else "builtin"
@@ -251,7 +259,8 @@ def main() -> None:
         "mode": args.hub_layout,
         "models": hub_layouts(results["raw"], repo) if args.hub_layout == "raw-best" else {},
     }
-    hub, start_times = start_hub(repo, work, 1 if args.quick or args.no_extras else 3)
+    once = args.quick or args.no_extras or args.only_extras
+    hub, start_times = start_hub(repo, work, 1 if once else 3)
     naive = start_naive(repo, stubs, work)
     servers = {"hub": hub, "naive": naive}
     floor = None
@@ -276,7 +285,7 @@ def main() -> None:
             results["points"].append(point.as_dict())
             print(progress(point), flush=True)
 
-        for name in args.models:
+        for name in [] if args.only_extras else args.models:
             for c in args.concurrency:
                 for label, path in ORDER:
                     run_point(label, path, name, c)
@@ -286,11 +295,14 @@ def main() -> None:
                 for c in FLOOR_CONCURRENCY:
                     if c not in args.concurrency:
                         run_point("floor", "grpc", name, c)
-        if not args.no_extras and {"mlp", "squeezenet", "resnet50"} <= set(args.models):
-            seconds = 4.0 if args.quick else 10.0
-            pair = {"hub": hub, "naive": naive}
+        extras = args.only_extras or (set() if args.no_extras else set(EXTRAS))
+        extras = {e for e in extras if EXTRAS[e] <= set(args.models)}
+        seconds = 4.0 if args.quick else 10.0
+        pair = {"hub": hub, "naive": naive}
+        if "overload" in extras:
             results["overload"] = {k: overload(s, stubs, seconds) for k, s in pair.items()}
             print("overload done", flush=True)
+        if "door" in extras:
             results["door"] = {k: door(s, stubs, seconds / 2) for k, s in pair.items()}
             print("door done", flush=True)
         results["memory"]["hub_after"] = memory(hub)
