@@ -24,7 +24,13 @@ from inferencehub.errors import (
 )
 from inferencehub.gateway.http_common import error_response
 from inferencehub.keys import ApiKey, KeyStore, match_key
-from inferencehub.protocol.status import GRPC_STATUS, HTTP_STATUS
+from inferencehub.protocol.status import (
+    GRPC_STATUS,
+    HTTP_STATUS,
+    RETRY_AFTER_S,
+    RETRY_CODES,
+    retry_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +188,7 @@ class AuthMiddleware:
             key = self._auth.authenticate(header.decode("latin-1") if header else None)
         except HubError as exc:
             status = HTTP_STATUS[exc.code]
-            headers = {"Retry-After": "1"} if status == 429 else {}
+            headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.code in RETRY_CODES else {}
             if status == 401:
                 headers["WWW-Authenticate"] = "Bearer"
             await error_response(status, exc.message, headers)(scope, receive, send)
@@ -213,7 +219,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         try:
             key = self._auth.authenticate(metadata.get("authorization"))
         except HubError as exc:
-            return _refusal(GRPC_STATUS[exc.code], exc.message, handler)
+            return _refusal(exc, handler)
         if key is None or handler.unary_unary is None:
             # No keys configured: nothing to carry. Streaming (server reflection):
             # authenticated, no model to check.
@@ -234,11 +240,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def _refusal(
-    code: grpc.StatusCode, message: str, handler: grpc.RpcMethodHandler
-) -> grpc.RpcMethodHandler:
+def _refusal(error: HubError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    metadata = retry_metadata(error.code)
+
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(code, message)
+        await context.abort(GRPC_STATUS[error.code], error.message, metadata)
 
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(refuse)

@@ -131,10 +131,7 @@ class DataPlane:
         try:
             authorize_model(request.model_name)
             if self._in_flight >= self._max_in_flight:
-                raise WorkerUnavailableError(
-                    f"the gateway has {self._in_flight} requests in flight (max_in_flight); "
-                    "retry shortly"
-                )
+                raise self._busy()
             self._in_flight += 1
             try:
                 response = await self._predict(request, payloads, timeout_s, routing_key)
@@ -166,6 +163,45 @@ class DataPlane:
                 code,
                 elapsed * 1e3,
             )
+
+    async def admit(
+        self,
+        name: str,
+        version: str,
+        protocol: str,
+        timeout_s: float | None = None,
+        routing_key: str = "",
+    ) -> pb.ModelVersion:
+        """The door, before a predict's payload is read or decoded: an unknown model is a 404
+        and a version that cannot take the request now a 429 (admission.py), at once.
+
+        Returns the version the request would be routed to now (its signature for adapters).
+
+        Raises:
+            ModelNotFoundError, ModelNotReadyError: as predict() would.
+            OverloadedError: the version's backlog is full, or it would answer too late.
+            WorkerUnavailableError: the gateway's own cap on requests in flight is reached.
+        """
+        try:
+            authorize_model(name)
+            if self._in_flight >= self._max_in_flight:
+                raise self._busy()
+            model = await self._worker.model(name)
+            key = current_key.get()
+            target = resolve_version(model, version, routing_key or (key.name if key else ""))
+            limit = self._default_timeout_s
+            self._worker.admit(
+                model.name, target, min(limit, limit if timeout_s is None else timeout_s)
+            )
+            return target
+        except HubError as exc:
+            self.refused(name, protocol, exc)
+            raise
+
+    def _busy(self) -> WorkerUnavailableError:
+        return WorkerUnavailableError(
+            f"the gateway has {self._in_flight} requests in flight (max_in_flight); retry shortly"
+        )
 
     def refused(self, model: str, protocol: str, error: HubError) -> None:
         """Count a predict refused by an adapter before it reached predict() (bad body, 404)."""

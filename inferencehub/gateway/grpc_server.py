@@ -31,9 +31,9 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
-        return await self._dataplane.predict(
-            request, context.time_remaining(), routing_key(context), "grpc"
-        )
+        timeout, key = context.time_remaining(), routing_key(context)
+        await self._dataplane.admit(request.model_name, request.version, "grpc", timeout, key)
+        return await self._dataplane.predict(request, timeout, key, "grpc")
 
     @map_errors_to_grpc
     async def PredictMany(

@@ -34,6 +34,7 @@ from inferencehub.errors import (
     OverloadedError,
     WorkerUnavailableError,
 )
+from inferencehub.gateway.admission import refusal
 from inferencehub.gateway.hop_session import NO_HINTS, HopHints, Lane, Sending, Session
 from inferencehub.protocol.arena import SharedArena
 from inferencehub.protocol.status import error_from_rpc, error_from_status
@@ -114,11 +115,9 @@ class HopClient:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = Lane()
-        if hints.max_backlog and lane.backlog >= hints.max_backlog:
-            raise OverloadedError(
-                f"model '{request.model_name}' version {request.version} has {hints.max_backlog} "
-                "requests waiting (max_queue_size); retry later"
-            )
+        refused = self.refusal(*key, hints.max_backlog, hints.instances, timeout_s)
+        if refused is not None:
+            raise refused
         loop = asyncio.get_running_loop()
         item = Sending(
             request,
@@ -149,6 +148,18 @@ class HopClient:
             return await item.future
         finally:
             timer.cancel()
+            if not item.done and not item.sent:  # expired or abandoned before it left
+                self._settle(item, None)  # out of the backlog now, its slot freed
+
+    def refusal(
+        self, model: str, version: str, max_backlog: int, instances: int, timeout_s: float
+    ) -> OverloadedError | None:
+        """Why a request for this version would be refused now (see admission.py), or None."""
+        lane = self._lanes.get((model, version))
+        if lane is None:
+            return None
+        what = f"model '{model}' version {version}"
+        return refusal(what, lane.backlog, lane.pace, max_backlog, instances, timeout_s)
 
     def occupancy(self) -> dict[str, int]:
         """The current session's arena and the stream's use, for /metrics and /v1/status."""
@@ -342,12 +353,14 @@ class HopClient:
         return item.inline_bytes
 
     async def _read(self, session: Session) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while (message := await session.call.read()) is not grpc.aio.EOF:
                 for result in message.results:
                     item = session.waiting.pop(result.tag, None)
                     if item is None:
                         continue
+                    item.lane.pace.answered(loop.time(), item.lane.backlog - 1)
                     outcome: pb.PredictResponse | HubError
                     if result.HasField("error"):
                         outcome = error_from_status(result.error.code, result.error.message)
@@ -435,6 +448,8 @@ class HopClient:
             item.session.free(item)
         if outcome is None or item.future.done():
             return
+        if not isinstance(outcome, HubError) and _past(item.deadline):
+            outcome = _late()  # the timer had not fired yet: never an answer past it
         if isinstance(outcome, HubError):
             item.future.set_exception(outcome)
         else:
@@ -450,9 +465,16 @@ def _cancelled_here() -> bool:
 
 def _expire(item: Sending, timeout_s: float) -> None:
     if not item.future.done():
-        item.future.set_exception(
-            DeadlineExceededError(f"no answer within the request's {timeout_s:g}s deadline")
-        )
+        item.future.set_exception(_late(timeout_s))
+
+
+def _late(timeout_s: float | None = None) -> DeadlineExceededError:
+    what = f"{timeout_s:g}s " if timeout_s is not None else ""
+    return DeadlineExceededError(f"no answer within the request's {what}deadline")
+
+
+def _past(deadline: float) -> bool:
+    return asyncio.get_running_loop().time() >= deadline
 
 
 def _session_error(error: grpc.aio.AioRpcError | Exception, name: str) -> HubError:

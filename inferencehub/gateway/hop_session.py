@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inferencehub.errors import InternalError, OverloadedError
+from inferencehub.gateway.admission import Pace
 from inferencehub.protocol.arena import ALIGN, SharedArena, SlotAllocator, align
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import inference_pb2 as pb
@@ -47,13 +48,14 @@ class Lane:
     version, so a slow model never holds a fast one back.
     """
 
-    __slots__ = ("backlog", "instances", "queue", "unanswered")
+    __slots__ = ("backlog", "instances", "pace", "queue", "unanswered")
 
     def __init__(self) -> None:
         self.queue: deque[Sending] = deque()
         self.unanswered = 0  # sent, not answered yet
         self.backlog = 0  # queued or unanswered: what max_queue_size bounds
         self.instances = 1
+        self.pace = Pace()  # how fast the worker answers it lately: what admission weighs
 
     @property
     def may_send(self) -> bool:

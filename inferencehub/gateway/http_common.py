@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from inferencehub.errors import HubError
-from inferencehub.protocol.status import HTTP_STATUS
+from inferencehub.protocol.status import HTTP_STATUS, RETRY_AFTER_S, RETRY_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 async def hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
-    status = HTTP_STATUS[exc.code]
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
-    return error_response(status, exc.message, headers)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.code in RETRY_CODES else None
+    return error_response(HTTP_STATUS[exc.code], exc.message, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -192,8 +192,10 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
 
     async def infer(request: Request) -> Response:
         params = request.path_params
+        key = request.headers.get(ROUTING_KEY, "")[:256]
+        # The door: a 404 or 429 before the body is read.
+        await dataplane.admit(params["name"], params.get("version", ""), "http", routing_key=key)
         try:
-            await dataplane.resolve(params["name"], params.get("version", ""))  # 404 first
             body = await read_body(request, max_request_bytes)
             predict, payloads, binary_outputs, binary_default = parse_infer_request(
                 body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
@@ -202,9 +204,7 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
             dataplane.refused(params["name"], "http", exc)
             raise
         client_id = predict.request_id
-        response = await dataplane.predict(
-            predict, routing_key=request.headers.get(ROUTING_KEY, "")[:256], payloads=payloads
-        )
+        response = await dataplane.predict(predict, routing_key=key, payloads=payloads)
         return infer_response(response, client_id, binary_outputs, binary_default)
 
     async def repository_index(request: Request) -> Response:

@@ -119,6 +119,25 @@ class WorkerPool:
             finally:
                 worker.outstanding -= 1
 
+    def admit(self, model: str, version: pb.ModelVersion, timeout_s: float) -> None:
+        """Refuse a request at once when no worker hosting the version would take it now
+        (see admission.py): before its payload is decoded.
+
+        Raises:
+            OverloadedError: every serving host's backlog of that version is full.
+        """
+        hosts = self.hosting(model) or self.workers
+        serving = [w for w in hosts if w.serving] or hosts
+        error = None
+        for worker in serving:
+            error = worker.hop.refusal(
+                model, version.version, version.max_queue_size, version.instances, timeout_s
+            )
+            if error is None:
+                return
+        if error is not None:
+            raise error
+
     async def statistics(self, name: str, version: str) -> list[pb.VersionStatistics]:
         targets = self.hosting(name) if name else self.workers
         results = await asyncio.gather(

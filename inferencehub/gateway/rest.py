@@ -92,8 +92,10 @@ def create_app(
     async def predict(request: Request) -> Response:
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
+        key = request.headers.get(ROUTING_KEY, "")[:256]
+        # The door: a 404 or 429 before the body is read.
+        target = await dataplane.admit(name, version, "http", routing_key=key)
         try:
-            target = await dataplane.resolve(name, version)  # unknown model or version: 404 first
             body = await read_body(request, max_request_bytes)
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type.startswith("image/") or media_type in IMAGE_TYPES:
@@ -104,9 +106,7 @@ def create_app(
             dataplane.refused(name, "http", exc)
             raise
         pb_request.request_id = request.headers.get("x-request-id", "")[:128]
-        response = await dataplane.predict(
-            pb_request, routing_key=request.headers.get(ROUTING_KEY, "")[:256]
-        )
+        response = await dataplane.predict(pb_request, routing_key=key)
         return JSONResponse(
             response_to_json(response),
             headers={"x-model-version": response.version, "x-request-id": response.request_id},

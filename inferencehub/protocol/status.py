@@ -32,6 +32,19 @@ HTTP_STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.DEADLINE_EXCEEDED: 504,
 }
 
+# Refusals for load (429 / RESOURCE_EXHAUSTED) and for a worker that is away (503 /
+# UNAVAILABLE) tell the client when to retry: HTTP `Retry-After` (seconds), gRPC trailing
+# metadata `grpc-retry-pushback-ms` (what gRPC's own retry policy honours).
+RETRY_AFTER_S: Final = 1
+RETRY_CODES: Final = frozenset({ErrorCode.RESOURCE_EXHAUSTED, ErrorCode.UNAVAILABLE})
+PUSHBACK_KEY: Final = "grpc-retry-pushback-ms"
+
+
+def retry_metadata(code: ErrorCode) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata of a gRPC error: a retry pushback for refusals, else none."""
+    return ((PUSHBACK_KEY, str(RETRY_AFTER_S * 1000)),) if code in RETRY_CODES else ()
+
+
 GRPC_STATUS: Final[Mapping[ErrorCode, grpc.StatusCode]] = {
     code: getattr(grpc.StatusCode, code.name) for code in ErrorCode
 }
@@ -84,7 +97,7 @@ def map_errors_to_grpc(rpc: RpcMethod) -> RpcMethod:
                 # The call is over: gRPC answers DEADLINE_EXCEEDED itself, and a status sent
                 # now only makes its core log an error.
                 raise asyncio.CancelledError from None
-            await context.abort(GRPC_STATUS[exc.code], exc.message)
+            await context.abort(GRPC_STATUS[exc.code], exc.message, retry_metadata(exc.code))
         except Exception:
             logger.exception("unhandled error in %s", rpc.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
