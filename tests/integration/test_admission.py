@@ -35,8 +35,9 @@ X = np.ones((1, 4), np.float32)
 @pytest.fixture(scope="module")
 def slow_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("admission")
-    # ~0.1-0.3 s a run, one at a time: a flood queues behind it at once.
-    slow_batch_model(root / "slow" / "1" / "model.onnx", 20000)
+    # ~0.25 s a run on an idle core (more on a busy one), one at a time: a flood queues
+    # behind it at once, and requests with a 10 ms deadline expire while it runs.
+    slow_batch_model(root / "slow" / "1" / "model.onnx", 200_000)
     (root / "slow" / "model.toml").write_text(
         f"instances = 1\nmax_queue_size = {QUEUE}\n\n[batching]\nenabled = false\n"
     )
@@ -144,11 +145,15 @@ async def test_a_request_that_expires_before_it_is_sent_is_never_computed_nor_co
             async with asyncio.timeout(10):  # until the worker has it: the instance is busy
                 while not (await client.get("/v1/status")).json()["workers"][0]["hop"]["in_flight"]:
                     await asyncio.sleep(0.005)
-        for _ in range(QUEUE):  # each expires while the instance is busy: the backlog empties
-            with pytest.raises(grpc.aio.AioRpcError) as expired:
-                await stub.Predict(request, timeout=0.01)
-            assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        # Three dead requests would fill max_queue_size = 3; they left it, so this is let in.
+        # With the busy one they fill max_queue_size, and expire while the instance is busy.
+        expired = await asyncio.gather(
+            *(stub.Predict(request, timeout=0.01) for _ in range(QUEUE - 1)),
+            return_exceptions=True,
+        )
+        codes = [e.code() for e in expired]  # type: ignore[union-attr]
+        assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * (QUEUE - 1)
+        assert not busy.done()
+        # Had the dead requests kept their places, the backlog would still be full.
         second = await stub.Predict(request, timeout=DEADLINE_S)
         assert second.outputs
         await busy
