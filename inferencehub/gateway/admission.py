@@ -51,12 +51,21 @@ class Pace:
 
 
 def refusal(
-    what: str, backlog: int, pace: Pace, max_backlog: int, instances: int, timeout_s: float
+    what: str,
+    backlog: int,
+    pace: Pace,
+    max_backlog: int,
+    instances: int,
+    timeout_s: float,
+    *,
+    short_queue: bool = True,
 ) -> OverloadedError | None:
     """Why a new request for `what` (a model version) must be refused now, or None.
 
     `backlog`: its requests queued or unanswered; `max_backlog`: max_queue_size (0: any);
-    `timeout_s`: what is left of the new request's deadline.
+    `timeout_s`: what is left of the new request's deadline. `short_queue=False` skips the
+    TARGET_WAIT_S rule: the items of one PredictMany call are one client's batch, bounded by
+    max_queue_size and their deadline, not refused after the 16th.
     """
     if max_backlog and backlog >= max_backlog:
         return OverloadedError(
@@ -65,7 +74,7 @@ def refusal(
     interval = pace.interval_s
     if not interval:
         return None
-    if backlog >= max(MIN_BACKLOG, TARGET_WAIT_S / interval):
+    if short_queue and backlog >= max(MIN_BACKLOG, TARGET_WAIT_S / interval):
         return OverloadedError(
             f"{what} has {backlog} requests waiting, about {backlog * interval * 1e3:.0f} ms of "
             "work; retry later"

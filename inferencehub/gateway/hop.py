@@ -115,7 +115,11 @@ class HopClient:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = Lane()
-        refused = self.refusal(*key, hints.max_backlog, hints.instances, timeout_s)
+        # The door (DataPlane.admit) judged the queue's length; here only the hard bound and
+        # the deadline: PredictMany's items arrive together without passing the door one by one.
+        refused = self.refusal(
+            *key, hints.max_backlog, hints.instances, timeout_s, short_queue=False
+        )
         if refused is not None:
             raise refused
         loop = asyncio.get_running_loop()
@@ -152,14 +156,29 @@ class HopClient:
                 self._settle(item, None)  # out of the backlog now, its slot freed
 
     def refusal(
-        self, model: str, version: str, max_backlog: int, instances: int, timeout_s: float
+        self,
+        model: str,
+        version: str,
+        max_backlog: int,
+        instances: int,
+        timeout_s: float,
+        *,
+        short_queue: bool = True,
     ) -> OverloadedError | None:
         """Why a request for this version would be refused now (see admission.py), or None."""
         lane = self._lanes.get((model, version))
         if lane is None:
             return None
         what = f"model '{model}' version {version}"
-        return refusal(what, lane.backlog, lane.pace, max_backlog, instances, timeout_s)
+        return refusal(
+            what,
+            lane.backlog,
+            lane.pace,
+            max_backlog,
+            instances,
+            timeout_s,
+            short_queue=short_queue,
+        )
 
     def occupancy(self) -> dict[str, int]:
         """The current session's arena and the stream's use, for /metrics and /v1/status."""

@@ -53,3 +53,13 @@ def test_a_request_whose_answer_would_come_after_its_deadline_is_refused() -> No
     late = refusal("v", 4, pace, 128, 2, 0.5)  # ~0.6 s of work ahead of a 0.5 s deadline
     assert isinstance(late, OverloadedError)
     assert "deadline" in late.message
+
+
+def test_one_clients_batch_is_bounded_by_its_queue_and_deadline_not_the_short_queue() -> None:
+    """PredictMany's items reach the hop together: the door's short-queue rule would refuse
+    all but 16 of them on a slow model; max_queue_size and the deadline still apply."""
+    slow = paced(0.1)  # TARGET_WAIT_S holds 2 answers: the short queue is MIN_BACKLOG
+    assert refusal("v", 40, slow, 128, 1, 60.0) is not None
+    assert refusal("v", 40, slow, 128, 1, 60.0, short_queue=False) is None
+    assert refusal("v", 128, slow, 128, 1, 60.0, short_queue=False) is not None
+    assert refusal("v", 40, slow, 128, 1, 2.0, short_queue=False) is not None  # ~4 s ahead
