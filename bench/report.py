@@ -281,6 +281,18 @@ def targets(results: dict[str, Any]) -> list[str]:
                 "ms",
             ),
         ]
+    burst = results.get("burst", {}).get("hub")
+    if burst and burst.get("ratio") is not None:
+        rows.append(
+            Target(
+                "Worker RSS 10 s after a batch-64 ResNet-50 burst / before",
+                burst["ratio"],
+                1.3,
+                False,
+                detail=f"({num(burst['rss_after_mb'], 0)} vs {num(burst['rss_before_mb'], 0)} MB"
+                f"; {burst['ok']} requests)",
+            )
+        )
     mem = results.get("memory", {}).get("hub_idle")
     if mem:
         rows.append(Target("Idle RSS, all InferenceHub processes", mem["rss_mb"], 300, False, "MB"))
@@ -444,11 +456,27 @@ def layout_lines(results: dict[str, Any]) -> list[str]:
     hub = results.get("hub_layout")
     if not hub:
         return []
-    if hub["mode"] != "raw-best" or not hub["models"]:
-        why = "`--hub-layout default`" if hub["mode"] != "raw-best" else "no CNN measured"
+    if hub["mode"] == "auto":
+        parts = [
+            f"{name}: {t['instances']} x {t['threads']} threads, "
+            + (f"batches up to {t['batch_cap']}" if t["batch_cap"] else "batches up to 64")
+            + f" ({t['source']}"
+            + (f" in {t['spent_ms'] / 1e3:.1f} s" if t["source"] == "measured" else "")
+            + ")"
+            for name, t in hub.get("tuned", {}).items()
+        ]
         text = (
-            f"InferenceHub served every model with its defaults ({why}; no model.toml for the "
-            "bench models: 1 instance with all cores' threads, batching on)."
+            "InferenceHub chose its own layouts (`--hub-layout auto`: no model.toml for the "
+            "bench models, tuning on; `cached` = measured at an earlier start with the same "
+            f"file, CPU and cores): {'; '.join(parts) or 'not read'}. The naive server keeps "
+            "ONNX Runtime's defaults."
+        )
+        return [text, ""]
+    if hub["mode"] != "raw-best" or not hub["models"]:
+        why = f"`--hub-layout {hub['mode']}`" if hub["mode"] != "raw-best" else "no CNN measured"
+        text = (
+            f"InferenceHub served every model with its defaults ({why}; model.toml tuning = "
+            '"off" for the bench models: 1 instance with all cores\' threads, batching on).'
         )
         return [text, ""]
     parts = []

@@ -1,12 +1,13 @@
 """InferenceHub vs raw ONNX Runtime vs the naive one-process server, side by side, in one go.
 
 Builds the bench models (tiny MLP, SqueezeNet, ResNet-50) into a temp repository, measures raw
-ONNX Runtime in-process, gives the CNNs raw ORT's best layout in model.toml (--hub-layout), then
-starts InferenceHub (`python -m inferencehub up`, from source), the naive FastAPI + grpc.aio
-server (bench/naive_server.py) and the do-nothing grpc.aio floor (bench/floor_server.py) and
-drives them, point by point, with Triton's perf_analyzer (or the built-in generator), charging
-CPU per request to each InferenceHub process (gateway, worker) separately. Adds the issue's
-extra targets: overload with a deadline, the door under load, idle memory and start-up.
+ONNX Runtime in-process, lets InferenceHub tune its own layouts (--hub-layout auto; or untuned,
+or raw ORT's best written to model.toml), then starts InferenceHub (`python -m inferencehub
+up`, from source), the naive FastAPI + grpc.aio server (bench/naive_server.py) and the
+do-nothing grpc.aio floor (bench/floor_server.py) and drives them, point by point, with
+Triton's perf_analyzer (or the built-in generator), charging CPU per request to each
+InferenceHub process (gateway, worker) separately. Adds the issue's extra targets: overload
+with a deadline, the door under load, memory after a batch-64 burst, idle memory, start-up.
 Writes bench/results/<date>-<commit>.md (+ .json) and bench/results/latest.md.
 
     python bench/run.py              # full run, ~15 min on 2 cores
@@ -36,10 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from bench import kserve_stubs, measure, rawort, report  # noqa: E402
+from bench.burst import burst  # noqa: E402
 from bench.floor_server import MODEL as FLOOR_MODEL  # noqa: E402
 from bench.models import MODELS, build_repository, write_perf_analyzer_input  # noqa: E402
 
@@ -53,7 +56,8 @@ ORDER = [
 ]
 FLOOR_CONCURRENCY = (1, 64)  # the MLP gRPC points whose gateway budgets the floor informs
 CNNS = ("squeezenet", "resnet50")
-EXTRAS = {"overload": {"squeezenet"}, "door": {"mlp", "resnet50"}}  # extra -> models it needs
+# extra -> the models it needs
+EXTRAS = {"overload": {"squeezenet"}, "door": {"mlp", "resnet50"}, "burst": {"resnet50"}}
 
 
 def git(*args: str) -> str:
@@ -205,9 +209,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--hub-layout",
-        choices=["default", "raw-best"],
-        default="raw-best",
-        help="InferenceHub's CNN layout: raw ORT's best of this run (model.toml) or the defaults",
+        choices=["auto", "untuned", "raw-best"],
+        default="auto",
+        help="InferenceHub's layout: its own tuning (no model.toml), tuning off (1 instance "
+        "with every core), or raw ORT's best of this run written to model.toml",
     )
     parser.add_argument(
         "--no-floor", action="store_true", help="skip the do-nothing grpc.aio floor server"
@@ -259,6 +264,9 @@ def main() -> None:
         "mode": args.hub_layout,
         "models": hub_layouts(results["raw"], repo) if args.hub_layout == "raw-best" else {},
     }
+    if args.hub_layout == "untuned":
+        for name in ("mlp", *CNNS):
+            (repo / name / "model.toml").write_text('tuning = "off"\n')
     once = args.quick or args.no_extras or args.only_extras
     hub, start_times = start_hub(repo, work, 1 if once else 3)
     naive = start_naive(repo, stubs, work)
@@ -273,6 +281,7 @@ def main() -> None:
         time.sleep(2)
         results["memory"]["hub_idle"] = memory(hub)
         results["memory"]["naive_idle"] = memory(naive)
+        results["hub_layout"]["tuned"] = tuned_layouts(hub)
         results["startup"] = {"samples_s": start_times, "median_s": statistics.median(start_times)}
         for label, server in servers.items():  # fresh ORT sessions run slow for a few seconds
             for name in [FLOOR_MODEL] if label == "floor" else args.models:
@@ -305,6 +314,9 @@ def main() -> None:
         if "door" in extras:
             results["door"] = {k: door(s, stubs, seconds / 2) for k, s in pair.items()}
             print("door done", flush=True)
+        if "burst" in extras:
+            results["burst"] = {k: burst(s, stubs, 8.0) for k, s in pair.items()}
+            print("burst done", flush=True)
         results["memory"]["hub_after"] = memory(hub)
     finally:
         for server in servers.values():
@@ -314,6 +326,28 @@ def main() -> None:
     shutil.rmtree(repo, ignore_errors=True)  # keep the logs and perf_analyzer CSVs only
     write_report(results, command, args.out)
     print(f"# logs and perf_analyzer CSVs in {work}")
+
+
+def tuned_layouts(hub: measure.Server) -> dict[str, dict[str, Any]]:
+    """The layout each version serves with and how it was chosen (GET /v1/models)."""
+    out = {}
+    reply = httpx.get(f"http://{hub.http}/v1/models", timeout=10)
+    for model in reply.json()["models"]:
+        for v in model["versions"]:
+            tuning = v.get("tuning")
+            if tuning is None:
+                continue
+            key = model["name"] + ("" if len(model["versions"]) == 1 else f"/{v['version']}")
+            out[key] = {
+                "instances": v["instances"],
+                "threads": tuning["intra_op_threads"],
+                "batch_cap": tuning["batch_cap"],
+                "source": tuning["source"],
+                "spent_ms": tuning["spent_ms"],
+                "session_mb": tuning["session_mb"],
+                "reason": tuning["reason"],
+            }
+    return out
 
 
 def log_anomalies(log: Path) -> list[str]:

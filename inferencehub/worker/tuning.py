@@ -30,7 +30,7 @@ import onnxruntime as ort
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
 from inferencehub.runtime import write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.memory import rss_mb
+from inferencehub.worker.memory import release_free_memory, rss_mb
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +262,7 @@ def tune(
         opened = [open_session(layouts[0].threads) for _ in range(layouts[0].instances)]
     except Exception as exc:  # the load itself reports it
         return default_layout(constraints, f"not tuned: {_first_line(exc)}")
+    release_free_memory()  # what building the session left behind is not what it keeps
     session_mb = max(0.0, rss_mb() - before_mb) / len(opened)
     inputs, batchable = _inputs(opened[0])
     batches = candidate_batches(constraints) if batchable else []

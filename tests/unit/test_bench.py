@@ -76,3 +76,26 @@ def test_layout_lines_state_what_the_hub_served() -> None:
     text = report.layout_lines({"hub_layout": {"mode": "raw-best", "models": {"sq": lay}}})[0]
     assert "sq: 2 instances x 1 thread, batching off" in text
     assert report.layout_lines({}) == []
+    tuned = {
+        "instances": 2,
+        "threads": 1,
+        "batch_cap": 1,
+        "source": "measured",
+        "spent_ms": 2300.0,
+    }
+    auto = {"hub_layout": {"mode": "auto", "models": {}, "tuned": {"squeezenet": tuned}}}
+    text = report.layout_lines(auto)[0]
+    assert "squeezenet: 2 x 1 threads, batches up to 1 (measured in 2.3 s)" in text
+    untuned = report.layout_lines({"hub_layout": {"mode": "untuned", "models": {}}})[0]
+    assert "`--hub-layout untuned`" in untuned and 'tuning = "off"' in untuned
+
+
+def test_the_burst_target_is_the_worker_rss_after_over_before() -> None:
+    def burst_row(ratio: float) -> str:
+        burst = {"ratio": ratio, "rss_after_mb": 579.0, "rss_before_mb": 509.0, "ok": 2}
+        lines = report.targets({"points": [], "raw": {}, "burst": {"hub": burst}})
+        return next(line for line in lines if "batch-64 ResNet-50 burst" in line)
+
+    assert "(579 vs 509 MB; 2 requests)" in burst_row(1.14)
+    assert burst_row(1.14).endswith("**met** |")
+    assert "**missed**" in burst_row(3.4)
