@@ -190,8 +190,14 @@ class DataPlane:
             key = current_key.get()
             target = resolve_version(model, version, routing_key or (key.name if key else ""))
             limit = self._default_timeout_s
+            # A caller that set a deadline is refused once the queue holds 0.2 s of work (it
+            # can go elsewhere sooner); one that set none waits, up to max_queue_size: refusing
+            # it only makes it resend, and each resend costs the door its whole payload.
             self._worker.admit(
-                model.name, target, min(limit, limit if timeout_s is None else timeout_s)
+                model.name,
+                target,
+                min(limit, limit if timeout_s is None else timeout_s),
+                short_queue=timeout_s is not None,
             )
             return target
         except HubError as exc:

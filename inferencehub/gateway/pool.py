@@ -119,7 +119,9 @@ class WorkerPool:
             finally:
                 worker.outstanding -= 1
 
-    def admit(self, model: str, version: pb.ModelVersion, timeout_s: float) -> None:
+    def admit(
+        self, model: str, version: pb.ModelVersion, timeout_s: float, *, short_queue: bool = True
+    ) -> None:
         """Refuse a request at once when no worker hosting the version would take it now
         (see admission.py): before its payload is decoded.
 
@@ -131,7 +133,12 @@ class WorkerPool:
         error = None
         for worker in serving:
             error = worker.hop.refusal(
-                model, version.version, version.max_queue_size, version.instances, timeout_s
+                model,
+                version.version,
+                version.max_queue_size,
+                version.instances,
+                timeout_s,
+                short_queue=short_queue,
             )
             if error is None:
                 return

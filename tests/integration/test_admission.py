@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from inferencehub.config import load_settings
+from inferencehub.gateway.admission import MIN_BACKLOG
 from inferencehub.gateway.main import run_gateway
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
@@ -40,6 +41,11 @@ def slow_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     slow_batch_model(root / "slow" / "1" / "model.onnx", 200_000)
     (root / "slow" / "model.toml").write_text(
         f"instances = 1\nmax_queue_size = {QUEUE}\n\n[batching]\nenabled = false\n"
+    )
+    # ~0.05 s a run, a deep queue: only the short-queue rule can refuse here.
+    slow_batch_model(root / "deep" / "1" / "model.onnx", 40_000)
+    (root / "deep" / "model.toml").write_text(
+        "instances = 1\nmax_queue_size = 128\n\n[batching]\nenabled = false\n"
     )
     return root
 
@@ -161,3 +167,28 @@ async def test_a_request_that_expires_before_it_is_sent_is_never_computed_nor_co
             stats = (await client.get("/v2/models/slow/stats")).json()["model_stats"][0]
     assert stats["execution_count"] == 2  # the two live requests, none of the expired ones
     assert stats["inference_stats"]["success"]["count"] == 2
+
+
+async def test_the_short_queue_refuses_callers_with_a_deadline_and_lets_others_wait(
+    slow_repo: Path, uds_dir: Path
+) -> None:
+    """Once the version's pace is known, a backlog over 0.2 s of work (16 requests at least)
+    refuses a caller that set a deadline: it can go elsewhere sooner. A caller that set none
+    waits its turn (up to max_queue_size): refusing it would only make it resend."""
+    request = pb.PredictRequest(model_name="deep", inputs=[tensor_from_numpy("x", X)])
+    flood = MIN_BACKLOG + 8
+    async with hub(slow_repo, uds_dir) as (_, target), grpc.aio.insecure_channel(target) as ch:
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        await asyncio.gather(*(stub.Predict(request) for _ in range(4)))  # the pace is known
+        patient = await asyncio.gather(
+            *(stub.Predict(request) for _ in range(flood)), return_exceptions=True
+        )
+        hasty = await asyncio.gather(
+            *(stub.Predict(request, timeout=DEADLINE_S) for _ in range(flood)),
+            return_exceptions=True,
+        )
+    assert all(isinstance(r, pb.PredictResponse) for r in patient), patient
+    refused = [r for r in hasty if isinstance(r, grpc.aio.AioRpcError)]
+    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert len(refused) >= flood - MIN_BACKLOG
+    assert "ms of work" in (refused[0].details() or "")
