@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import onnxruntime as ort
 from google.protobuf import json_format
 
 from inferencehub.config import WorkerSettings
@@ -24,11 +23,11 @@ from inferencehub.protocol.validation import missing_model_error, resolve_versio
 from inferencehub.runtime import usable_cores, write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
+from inferencehub.worker.layout import LayoutPlanner
 from inferencehub.worker.memory import over_budget, release_free_memory, rss_mb
-from inferencehub.worker.onnx_model import DEFAULT_MAX_BATCH_SIZE, OnnxModel, session_options
-from inferencehub.worker.providers import CPU, ProviderOptions, candidates
+from inferencehub.worker.onnx_model import OnnxModel
+from inferencehub.worker.providers import ProviderOptions
 from inferencehub.worker.repository import (
-    ModelConfig,
     ModelEntry,
     RoutingConfig,
     VersionEntry,
@@ -36,7 +35,6 @@ from inferencehub.worker.repository import (
     scan_repository,
 )
 from inferencehub.worker.scheduler import ModelScheduler
-from inferencehub.worker.tuning import Constraints, Layout, TuningCache, default_layout, tune
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ class ModelRegistry:
     ) -> None:
         """`tuning_dir`: where measured layouts are cached (None: measured at every load)."""
         self._root = root
-        self._tuning_cache = TuningCache(tuning_dir) if tuning_dir is not None else None
+        self._layouts = LayoutPlanner(settings, tuning_dir)
         self._only = only  # this worker's placement: the models it hosts (None: all)
         self._routing_dir = routing_dir
         self._settings = settings
@@ -298,7 +296,7 @@ class ModelRegistry:
                         v.path,
                         entry.config,
                         entry.labels,
-                        layout=self._layout(entry.config, v.path),
+                        layout=self._layouts.plan(entry.config, v.path),
                         max_image_pixels=self._settings.max_image_pixels,
                         provider=self._settings.provider,
                         provider_policy=self._settings.provider_policy,
@@ -325,42 +323,6 @@ class ModelRegistry:
                     "model %s version %s failed to load: %s", entry.name, v.version, result
                 )
         return results
-
-    def _layout(self, config: ModelConfig, path: Path) -> Layout:
-        """Instances, threads and batch cap: measured (or cached) for CPU versions with
-        tuning = "auto", model.toml's and the defaults otherwise. Blocking."""
-        fixed = config.model_fields_set
-        constraints = Constraints(
-            cores=usable_cores(),
-            instances=config.instances if "instances" in fixed else None,
-            threads=self._settings.intra_op_threads or None,
-            max_batch=DEFAULT_MAX_BATCH_SIZE
-            if config.max_batch_size is None
-            else config.max_batch_size,
-            tune_batch=config.batching.enabled and not {"max_batch_size", "batching"} & fixed,
-        )
-        choice = config.provider or self._settings.provider
-        policy = config.provider_policy or self._settings.provider_policy
-        if config.tuning == "off":
-            return default_layout(constraints, 'tuning = "off" in model.toml')
-        first = candidates(choice, ort.get_available_providers(), policy)[0]
-        if choice == "measure" or first != CPU:
-            return default_layout(constraints, f"not tuned: {first} comes first, not the CPU")
-        key = TuningCache.key(path, constraints) if self._tuning_cache is not None else ""
-        cached = self._tuning_cache.load(key) if self._tuning_cache is not None else None
-        if cached is not None:
-            return cached
-        layout = tune(
-            lambda threads: ort.InferenceSession(
-                str(path), session_options(threads), providers=[CPU]
-            ),
-            constraints,
-            self._settings.tuning_budget_s,
-        )
-        logger.info("tuned %s: %s (%.1f s)", path, layout.reason, layout.spent_s)
-        if self._tuning_cache is not None and layout.source == "measured":
-            self._tuning_cache.save(key, layout)
-        return layout
 
     def list_models(self) -> list[pb.ModelInfo]:
         return [self._infos[name] for name in sorted(self._infos)]

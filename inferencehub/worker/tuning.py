@@ -6,29 +6,23 @@ per core (intra-op threads synchronise at every layer), and batching pays for th
 costs the second. So when a version loads (model.toml `tuning = "auto"`), the worker times the
 candidate layouts (instances x intra-op threads over the cores it may use) on synthetic input
 within a budget, then, on the fastest, the batch sizes worth merging requests into. The result
-is cached by the model file's sha256, the CPU model, the usable core count and the onnxruntime
-version: the next start reads it back. What model.toml or the worker's settings fix explicitly
-is not measured.
+is cached (layout.py) by the model file's sha256, the CPU model, the usable core count and the
+onnxruntime version: the next start reads it back. What model.toml or the worker's settings fix
+explicitly is not measured.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import onnxruntime as ort
 
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
-from inferencehub.runtime import write_private_atomically
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.memory import release_free_memory, rss_mb
 
@@ -37,6 +31,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUDGET_S = 3.0
 # More sessions cost memory (a copy of the weights each): beyond 8 the gain is rarely there.
 MAX_TUNED_INSTANCES = 8
+# Share of the budget the first sessions run untimed, warming the process up.
+WARM_SHARE = 0.1
 # Layouts are timed twice (interleaved) when all their sessions fit in this much memory.
 TWICE_MAX_MB = 512
 # Batches beyond this are not measured (a model.toml may accept far larger ones).
@@ -47,7 +43,6 @@ BATCH_GAIN = 1.10
 MIN_TRIAL_S = 0.02
 MAX_TRIAL_S = 0.5
 TRIAL_RUNS = 100
-CACHE_FORMAT = 1
 
 
 class Session(Protocol):
@@ -275,6 +270,14 @@ def tune(
     def left() -> float:
         return budget_s - (clock() - began)
 
+    try:
+        # A process's first runs are slow for a while (SqueezeNet 2 x 1: 192/s in its first
+        # 0.25 s, 232/s two seconds on): untimed, so the first layout is not judged on them.
+        time_trial(opened, feeds, 1, budget_s * WARM_SHARE, clock)
+    except Exception as exc:  # ONNX Runtime raises many types; zeros need not be valid input
+        return default_layout(
+            constraints, f"not tuned: the model failed on synthetic input: {_first_line(exc)}"
+        )
     # Interference only ever slows a trial down, so with room for every layout's sessions at
     # once each is timed twice, in A B .. B A order, and keeps its better time: one busy
     # moment on a shared box then cannot decide the layout (and stay in the cache).
@@ -348,63 +351,6 @@ def tune(
         clock() - began,
         session_mb,
     )
-
-
-def cpu_model() -> str:
-    """The CPU's name: a cached measurement is only valid on the same kind of CPU."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class TuningCache:
-    """One JSON file per (model file, CPU, cores, onnxruntime, constraints) in a directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-
-    @staticmethod
-    def key(model_path: Path, constraints: Constraints) -> str:
-        described = {
-            "format": CACHE_FORMAT,
-            "cpu": cpu_model(),
-            "onnxruntime": ort.__version__,
-            "constraints": asdict(constraints),
-        }
-        sha = file_sha256(model_path)
-        rest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
-        return f"{sha[:32]}-{rest[:16]}"
-
-    def load(self, key: str) -> Layout | None:
-        path = self._directory / f"{key}.json"
-        try:
-            data = json.loads(path.read_text())
-            trials = tuple(Trial(**t) for t in data.pop("trials"))
-            return Layout(**{**data, "trials": trials, "source": "cached"})
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            logger.warning("ignoring the tuning cache file %s: %s", path, exc)
-            return None
-
-    def save(self, key: str, layout: Layout) -> None:
-        try:
-            write_private_atomically(self._directory / f"{key}.json", json.dumps(asdict(layout)))
-        except OSError as exc:
-            logger.warning("cannot write the tuning cache in %s: %s", self._directory, exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,13 +18,13 @@ from inferencehub.config import WorkerSettings
 from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker import tuning
+from inferencehub.worker.layout import TuningCache
 from inferencehub.worker.onnx_model import session_options
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.tuning import (
     Constraints,
     Layout,
     Trial,
-    TuningCache,
     candidate_batches,
     candidate_layouts,
     pick_batch_cap,
