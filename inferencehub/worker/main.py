@@ -14,9 +14,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError, HubError
-from inferencehub.runtime import notify, pin_to_cpus
+from inferencehub.runtime import notify, pin_to_cpus, usable_cores
 from inferencehub.v1 import hop_pb2_grpc, inference_pb2_grpc
 from inferencehub.worker.hop import HopServicer
+from inferencehub.worker.memory import limit_malloc_arenas
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.servicer import WorkerServicer
 from inferencehub.worker.watcher import RepositoryWatcher
@@ -72,6 +73,7 @@ async def run_worker(
     Raises:
         HubError: the model repository cannot be read or the address cannot be bound.
     """
+    limit_malloc_arenas(max(2, usable_cores()))  # before ORT and gRPC start their threads
     if settings.worker.cpus:
         try:
             pin_to_cpus(settings.worker.cpus)  # before ORT and gRPC start their threads

@@ -17,6 +17,8 @@ import psutil
 
 logger = logging.getLogger(__name__)
 
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
 # A run whose inputs reach this size shrinks the arena after itself: a batch of about 7
 # ImageNet images and up. Smaller runs (every batch-1 CNN run, any MLP batch) keep it: shrinking
 # costs them a fresh allocation per run, and what they leave in the arena is small.
@@ -37,6 +39,17 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def limit_malloc_arenas(count: int) -> None:
+    """Cap glibc's per-thread heaps (8 per core by default). Every thread that allocates gets
+    its own heap, and what tuning's trial threads and ONNX Runtime's pools leave in theirs is
+    not given back: a worker that tuned its models at start held 58 MB more than the same
+    worker reading the layouts from the cache; with 2 heaps, 16 MB. Call before threads start;
+    no-op without glibc."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, count)
 
 
 def shrinking_run_options() -> ort.RunOptions:
