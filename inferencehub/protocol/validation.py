@@ -78,9 +78,11 @@ def resolve_version(model: pb.ModelInfo, requested: str, routing_key: str = "") 
 
 
 def missing_model_error(name: str, known: Sequence[str]) -> ModelNotFoundError:
-    """The error for an unknown model name, naming the models that exist."""
+    """The error for an unknown model name, naming the models that exist. It starts as
+    Triton's does: its clients (simple_http_infer_client.py among them) check the prefix."""
     return ModelNotFoundError(
-        f"model '{name}' not found; models: {', '.join(sorted(known)) or 'none'}"
+        f"Request for unknown model: '{name}' is not found; models: "
+        f"{', '.join(sorted(known)) or 'none'}"
     )
 
 

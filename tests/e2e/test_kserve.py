@@ -174,6 +174,28 @@ def test_unload_and_load_over_http_and_grpc(hub: Hub, stub) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_an_unknown_model_is_named_in_tritons_words_on_both_protocols(hub: Hub, stub) -> None:
+    """Triton's example clients check that the message starts this way."""
+    prefix = "Request for unknown model: 'absent' is not found"
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]}
+    for reply in (
+        httpx.post(f"{hub.http_url}/v2/models/absent/infer", json=body),
+        httpx.get(f"{hub.http_url}/v2/models/absent"),
+    ):
+        assert reply.status_code == 404
+        assert reply.json()["error"].startswith(prefix), reply.json()
+        assert "scale" in reply.json()["error"]  # the models that exist still follow
+    request = v2.ModelInferRequest(model_name="absent")
+    for call in (
+        lambda: stub.ModelInfer(request, timeout=10),
+        lambda: stub.ModelMetadata(v2.ModelMetadataRequest(name="absent"), timeout=10),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert (err.value.details() or "").startswith(prefix)
+
+
 def test_reflection_lists_every_service(channel) -> None:
     services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {

@@ -218,7 +218,7 @@ def test_cli_models_show_tells_the_measured_layout(hub: Hub) -> None:
 def test_unknown_model_is_404_naming_the_models(hub: Hub, stub) -> None:
     reply = httpx.post(f"{hub.http_url}/v1/models/nope/predict", json={"inputs": []})
     assert reply.status_code == 404
-    assert "model 'nope' not found" in reply.json()["error"]
+    assert reply.json()["error"].startswith("Request for unknown model: 'nope' is not found")
     assert "scale" in reply.json()["error"]
     with pytest.raises(grpc.RpcError) as err:
         stub.Predict(pb.PredictRequest(model_name="nope"), timeout=10)
