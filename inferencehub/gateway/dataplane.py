@@ -175,7 +175,8 @@ class DataPlane:
         """The door, before a predict's payload is read or decoded: an unknown model is a 404
         and a version that cannot take the request now a 429 (admission.py), at once.
 
-        Returns the version the request would be routed to now (its signature for adapters).
+        Returns the version the request is routed to: adapters pin the request to it, so it is
+        served by the version admitted (and whose signature shaped it).
 
         Raises:
             ModelNotFoundError, ModelNotReadyError: as predict() would.

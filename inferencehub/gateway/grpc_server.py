@@ -32,7 +32,10 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
         timeout, key = context.time_remaining(), routing_key(context)
-        await self._dataplane.admit(request.model_name, request.version, "grpc", timeout, key)
+        target = await self._dataplane.admit(
+            request.model_name, request.version, "grpc", timeout, key
+        )
+        request.version = target.version  # served by the version admitted, not a second pick
         return await self._dataplane.predict(request, timeout, key, "grpc")
 
     @map_errors_to_grpc

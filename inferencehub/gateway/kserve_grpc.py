@@ -60,12 +60,15 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
     ) -> v2.ModelInferResponse:
         timeout, key = context.time_remaining(), routing_key(context)
         # The door: refused here, the payload is never turned into tensors.
-        await self._dataplane.admit(request.model_name, request.model_version, "grpc", timeout, key)
+        target = await self._dataplane.admit(
+            request.model_name, request.model_version, "grpc", timeout, key
+        )
         try:
             predict, payloads = codec.predict_request_from_grpc(request)
         except HubError as exc:
             self._dataplane.refused(request.model_name, "grpc", exc)
             raise
+        predict.version = target.version  # served by the version admitted, not a second pick
         response = await self._dataplane.predict(predict, timeout, key, "grpc", payloads)
         return codec.infer_response_to_grpc(response, request.id)
 

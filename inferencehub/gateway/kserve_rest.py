@@ -194,7 +194,9 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
         params = request.path_params
         key = request.headers.get(ROUTING_KEY, "")[:256]
         # The door: a 404 or 429 before the body is read.
-        await dataplane.admit(params["name"], params.get("version", ""), "http", routing_key=key)
+        target = await dataplane.admit(
+            params["name"], params.get("version", ""), "http", routing_key=key
+        )
         try:
             body = await read_body(request, max_request_bytes)
             predict, payloads, binary_outputs, binary_default = parse_infer_request(
@@ -203,6 +205,7 @@ def kserve_routes(dataplane: DataPlane, max_request_bytes: int) -> list[Route]:
         except HubError as exc:
             dataplane.refused(params["name"], "http", exc)
             raise
+        predict.version = target.version  # served by the version admitted, not a second pick
         client_id = predict.request_id
         response = await dataplane.predict(predict, routing_key=key, payloads=payloads)
         return infer_response(response, client_id, binary_outputs, binary_default)

@@ -106,6 +106,9 @@ def create_app(
             dataplane.refused(name, "http", exc)
             raise
         pb_request.request_id = request.headers.get("x-request-id", "")[:128]
+        # Served by the version admitted (and whose image size shaped the tensor), not a second
+        # pick of a split that could land on another version.
+        pb_request.version = target.version
         response = await dataplane.predict(pb_request, routing_key=key)
         return JSONResponse(
             response_to_json(response),
