@@ -242,24 +242,11 @@ def render(result: dict[str, Any]) -> str:
     ]
     for role in ROLES:
         g = growth[role]
-        pct = g["growth_pct"]
-        verdict = "-" if pct is None else "met" if pct < RSS_GROWTH_GOAL else "**missed**"
-        measured = (
-            "-" if pct is None else f"{pct:+.1f} % ({_mb(g['base_mb'])} -> {_mb(g['end_mb'])} MB)"
-        )
-        lines.append(
-            f"| {role} RSS, minute {g['base_minute']} -> {minutes} | {measured} | "
-            f"< {RSS_GROWTH_GOAL:g} % | {verdict} |"
-        )
+        lines.append(f"| {role} RSS, minute {g['base_minute']} -> {minutes} | {_growth_cells(g)} |")
     for g in growth_per_process([Sample(**x) for x in result["samples"]], result["t0"], minutes):
-        pct = g["growth_pct"]
-        verdict = "-" if pct is None else "met" if pct < RSS_GROWTH_GOAL else "**missed**"
-        measured = (
-            "-" if pct is None else f"{pct:+.1f} % ({_mb(g['base_mb'])} -> {_mb(g['end_mb'])} MB)"
-        )
         lines.append(
             f"| {g['role']} pid {g['pid']} RSS, minute {g['from_minute']} -> "
-            f"{g['to_minute']} | {measured} | < {RSS_GROWTH_GOAL:g} % | {verdict} |"
+            f"{g['to_minute']} | {_growth_cells(g)} |"
         )
     lines += [
         "",
@@ -339,3 +326,13 @@ def render(result: dict[str, Any]) -> str:
     if result.get("anomalies"):
         lines += ["", "Hub log warnings and errors:", "", *(f"- {a}" for a in result["anomalies"])]
     return "\n".join(lines) + "\n"
+
+
+def _growth_cells(g: dict[str, Any]) -> str:
+    """The measured, goal and verdict cells of one RSS growth row."""
+    pct = g["growth_pct"]
+    verdict = "-" if pct is None else "met" if pct < RSS_GROWTH_GOAL else "**missed**"
+    measured = (
+        "-" if pct is None else f"{pct:+.1f} % ({_mb(g['base_mb'])} -> {_mb(g['end_mb'])} MB)"
+    )
+    return f"{measured} | < {RSS_GROWTH_GOAL:g} % | {verdict}"
