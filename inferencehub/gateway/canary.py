@@ -1,7 +1,10 @@
 """The canary controller: follows running rollouts and writes their next step to the worker.
 
-It judges each step on the traffic the gateway recorded since the step began (a snapshot of
-the version's counters taken then), so a restarted gateway restarts the current step's window.
+It judges each step on the traffic the gateway recorded since the step began: a snapshot of
+the version's counters taken when the routing change came back from the worker (`observe`),
+or at the first tick that sees the step (a restarted gateway restarts the current step's
+window). Snapshotting at the change, not at the next tick, keeps requests answered in between
+inside the window: a burst of canary errors shorter than a tick still rolls back.
 """
 
 from __future__ import annotations
@@ -67,8 +70,7 @@ class CanaryController:
             request = pb.SetRoutingRequest(
                 name=model.name, routing=routing, if_canary_updated_ms=rollout.updated_ms
             )
-            await self._worker.set_routing(request)
-            self._steps.pop(model.name, None)
+            await self._worker.set_routing(request)  # its listener starts the next window
             log = logger.warning if verdict.action == "rollback" else logger.info
             log(
                 "canary %s version %s: %s%s",
@@ -82,19 +84,31 @@ class CanaryController:
                 else f": {verdict.reason}",
             )
 
+    def observe(self, model: pb.ModelInfo) -> None:
+        """Start the window of a step the routing change just began (call with its reply)."""
+        rollout = model.routing.canary
+        if rollout.state != canary.RUNNING:
+            self._steps.pop(model.name, None)
+            return
+        self._step(model.name, rollout)
+
+    def _step(self, name: str, rollout: pb.Canary) -> _Step:
+        key = (rollout.version, rollout.step, rollout.started_ms)
+        step = self._steps.get(name)
+        if step is None or step.key != key:
+            step = self._steps[name] = _Step(
+                key,
+                self._clock(),
+                _snapshot(self._traffic.series(name, rollout.version)),
+                _snapshot(self._traffic.series(name, rollout.baseline)),
+            )
+        return step
+
     def _judge(self, model: pb.ModelInfo, rollout: pb.Canary) -> canary.Verdict:
         ready = {v.version for v in model.versions if v.state == pb.ModelVersion.READY}
         if rollout.version not in ready:
             return canary.Verdict("rollback", f"version {rollout.version} is no longer ready")
-        key = (rollout.version, rollout.step, rollout.started_ms)
-        step = self._steps.get(model.name)
-        if step is None or step.key != key:
-            step = self._steps[model.name] = _Step(
-                key,
-                self._clock(),
-                _snapshot(self._traffic.series(model.name, rollout.version)),
-                _snapshot(self._traffic.series(model.name, rollout.baseline)),
-            )
+        step = self._step(model.name, rollout)
         return canary.judge(
             rollout,
             _window(self._traffic.series(model.name, rollout.version), step.canary),

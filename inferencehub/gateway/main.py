@@ -176,13 +176,15 @@ async def run_gateway(
         )
     )
     await health_servicer.set("", NOT_SERVING)
+    canary_controller = CanaryController(worker, dataplane.traffic_stats)
+    worker.routing_listeners.append(canary_controller.observe)
     await worker.start()
     await grpc_server.start()
     stopper = asyncio.create_task(_stop_when_set(stop, http, grpc_server, s.shutdown_grace_s))
     helpers = [
         asyncio.create_task(_announce_when_started(http, notify_fd, http_port, grpc_port)),
         asyncio.create_task(_mirror_worker_health(worker, health_servicer)),
-        asyncio.create_task(CanaryController(worker, dataplane.traffic_stats).run()),
+        asyncio.create_task(canary_controller.run()),
         asyncio.create_task(dataplane.traffic_stats.follow()),
     ]
     logger.info("gateway on http://%s:%d and grpc %s:%d", s.host, http_port, s.host, grpc_port)

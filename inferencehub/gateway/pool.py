@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from inferencehub.errors import HubError, WorkerUnavailableError
@@ -32,6 +32,8 @@ class WorkerPool:
         self.workers = list(workers)
         self._refreshed_at = 0.0
         self._turn = 0
+        # Told of every routing change this gateway made, with the worker's reply.
+        self.routing_listeners: list[Callable[[pb.ModelInfo], None]] = []
 
     @property
     def serving(self) -> bool:
@@ -173,6 +175,8 @@ class WorkerPool:
                 else pb.SetRoutingRequest(name=request.name, routing=info.routing)
             )
             await asyncio.gather(*(w.set_routing(copy) for w in hosts[1:]))
+        for listener in self.routing_listeners:
+            listener(info)
         return info
 
     async def _on_hosts(self, name: str, call: Any) -> pb.ModelInfo:
