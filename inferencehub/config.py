@@ -116,6 +116,12 @@ class GatewaySettings(_Section):
         description="Send a request once more if the worker died while computing it "
         "(inference is idempotent), within the request's deadline.",
     )
+    shm_max_regions: int = Field(
+        64, ge=0, description="System shared-memory regions one API key may register."
+    )
+    shm_max_bytes: int = Field(
+        16 << 30, ge=0, description="Bytes of system shared memory one API key may register."
+    )
     arena_bytes: Annotated[int, AfterValidator(_arena_size)] = Field(
         128 * 1024 * 1024,
         ge=0,

@@ -180,3 +180,28 @@ def heavy_model(path: Path, side: int) -> Path:
         helper.make_node("MatMul", ["x", "w"], ["y"]),
     ]
     return save_model(helper.make_graph(nodes, "heavy", [x], [y], [shape]), path)
+
+
+def triton_simple_model(path: Path, strings: bool = False) -> Path:
+    """The signature of Triton's `simple` example model (`simple_string` with strings=True):
+    INPUT0, INPUT1 [N, 16] -> OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, INT32 or
+    BYTES holding decimal integers."""
+    kind = TensorProto.STRING if strings else TensorProto.INT32
+    inputs = [helper.make_tensor_value_info(n, kind, ["N", 16]) for n in ("INPUT0", "INPUT1")]
+    outputs = [helper.make_tensor_value_info(n, kind, ["N", 16]) for n in ("OUTPUT0", "OUTPUT1")]
+    if not strings:
+        nodes = [
+            helper.make_node("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
+            helper.make_node("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"]),
+        ]
+    else:
+        nodes = [
+            helper.make_node("Cast", ["INPUT0"], ["a"], to=TensorProto.INT32),
+            helper.make_node("Cast", ["INPUT1"], ["b"], to=TensorProto.INT32),
+            helper.make_node("Add", ["a", "b"], ["sum"]),
+            helper.make_node("Sub", ["a", "b"], ["difference"]),
+            helper.make_node("Cast", ["sum"], ["OUTPUT0"], to=TensorProto.STRING),
+            helper.make_node("Cast", ["difference"], ["OUTPUT1"], to=TensorProto.STRING),
+        ]
+    graph = helper.make_graph(nodes, "simple", inputs, outputs)
+    return save_model(graph, path)

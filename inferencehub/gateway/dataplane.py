@@ -17,6 +17,12 @@ from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailable
 from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
+from inferencehub.gateway.shared_memory import (
+    DEFAULT_MAX_REGION_BYTES,
+    DEFAULT_MAX_REGIONS,
+    Region,
+    RegionRegistry,
+)
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
@@ -43,9 +49,14 @@ class DataPlane:
     """What both public APIs do; adapters only convert at the edge."""
 
     def __init__(
-        self, worker: WorkerPool, default_timeout_s: float, max_in_flight: int = 1024
+        self,
+        worker: WorkerPool,
+        default_timeout_s: float,
+        max_in_flight: int = 1024,
+        regions: RegionRegistry | None = None,
     ) -> None:
         self._worker = worker
+        self.regions = regions or RegionRegistry(DEFAULT_MAX_REGIONS, DEFAULT_MAX_REGION_BYTES)
         self._default_timeout_s = default_timeout_s
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -132,6 +143,7 @@ class DataPlane:
             authorize_model(request.model_name)
             if self._in_flight >= self._max_in_flight:
                 raise self._busy()
+            self._resolve_regions(request)
             self._in_flight += 1
             try:
                 response = await self._predict(request, payloads, timeout_s, routing_key)
@@ -205,6 +217,45 @@ class DataPlane:
             self.refused(name, protocol, exc)
             raise
 
+    def _resolve_regions(self, request: pb.PredictRequest) -> None:
+        """Turn each shared-memory reference (region name, offset, size) into the span the
+        worker reads or writes, from the caller's own registered regions only: whatever else a
+        client put into the span (key, device, inode) is overwritten here.
+
+        Raises:
+            RegionNotFoundError, RegionError: not the caller's region, or outside it.
+        """
+        owner = _owner()
+        for tensor in request.inputs:
+            if tensor.HasField("shared_memory"):
+                ref = tensor.shared_memory
+                tensor.shared_memory.CopyFrom(
+                    self.regions.span(
+                        owner,
+                        ref.region,
+                        ref.region_offset,
+                        ref.byte_size,
+                        f"input '{tensor.name}'",
+                    )
+                )
+        for name, options in request.output_options.items():
+            if options.HasField("shared_memory"):
+                ref = options.shared_memory
+                options.shared_memory.CopyFrom(
+                    self.regions.span(
+                        owner, ref.region, ref.region_offset, ref.byte_size, f"output '{name}'"
+                    )
+                )
+
+    def register_region(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        self.regions.register(_owner(), name, key, offset, byte_size)
+
+    def region_status(self, name: str = "") -> list[Region]:
+        return self.regions.status(_owner(), name)
+
+    def unregister_region(self, name: str = "") -> None:
+        self.regions.unregister(_owner(), name)
+
     def _busy(self) -> WorkerUnavailableError:
         return WorkerUnavailableError(
             f"the gateway has {self._in_flight} requests in flight (max_in_flight); retry shortly"
@@ -249,7 +300,7 @@ class DataPlane:
         try:
             request.version = version.version  # the worker runs exactly what was validated
             check = self._signature(model, version)
-            check.check(request, [len(p) for p in payloads])
+            check.check(request, _sizes(request, payloads))
             response = await self._worker.predict(
                 request,
                 self._timeout(request, timeout_s),
@@ -266,6 +317,7 @@ class DataPlane:
             shadow = model.routing.shadow
             if (
                 shadow.fraction > 0
+                and not _uses_regions(request)  # the client may reuse them once answered
                 and shadow.version != version.version
                 and random.random() < shadow.fraction  # noqa: S311 - sampling, not security
             ):
@@ -380,6 +432,26 @@ class DataPlane:
     async def unload_model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)
         return await self._worker.unload_model(name)
+
+
+def _owner() -> str | None:
+    """Whose shared-memory regions a request sees: its API key's, or everyone's (no keys)."""
+    key = current_key.get()
+    return key.key_id if key is not None else None
+
+
+def _uses_regions(request: pb.PredictRequest) -> bool:
+    return any(t.HasField("shared_memory") for t in request.inputs) or any(
+        o.HasField("shared_memory") for o in request.output_options.values()
+    )
+
+
+def _sizes(request: pb.PredictRequest, payloads: Sequence[bytes | memoryview]) -> list[int]:
+    """Each input's byte count, wherever its bytes are."""
+    return [
+        t.shared_memory.byte_size if t.HasField("shared_memory") else len(p)
+        for t, p in zip(request.inputs, payloads, strict=True)
+    ]
 
 
 def _hints(version: pb.ModelVersion, check: SignatureCheck, request: pb.PredictRequest) -> HopHints:

@@ -7,13 +7,14 @@ import grpc
 from inferencehub.errors import HubError
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_common import routing_key
+from inferencehub.gateway.kserve_shm import SharedMemoryRpcs
 from inferencehub.kserve import grpc_predict_v2_pb2 as v2
 from inferencehub.kserve import grpc_predict_v2_pb2_grpc
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.status import map_errors_to_grpc
 
 
-class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
+class KServeServicer(SharedMemoryRpcs, grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
     """Each RPC converts at the edge and calls the DataPlane, as the v1 servicer does."""
 
     def __init__(self, dataplane: DataPlane) -> None:

@@ -14,6 +14,7 @@ from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import JSONResponse, read_body
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.json_codec import tensor_from_json
+from inferencehub.protocol.kserve_codec import SHM_REGION
 from inferencehub.v1 import inference_pb2 as pb
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -64,7 +65,20 @@ def parse_infer_request(
     payloads: list[bytes | memoryview] = []
     offset = 0
     for index, item in enumerate(header["inputs"]):
-        size = _parameters(item).get("binary_data_size") if isinstance(item, dict) else None
+        parameters = _parameters(item) if isinstance(item, dict) else {}
+        size = parameters.get("binary_data_size")
+        if SHM_REGION in parameters:
+            tensor = _binary_tensor(index, item)
+            if size is not None or "data" in item:
+                raise InvalidRequestError(
+                    f"input '{tensor.name}' is in shared memory and carries data too"
+                )
+            region = codec.region_ref(f"input '{tensor.name}'", parameters)
+            assert region is not None
+            tensor.shared_memory.CopyFrom(region)
+            inputs.append(tensor)
+            payloads.append(b"")
+            continue
         if size is None:
             tensor = tensor_from_json(index, item)
             payloads.append(tensor.contents)
@@ -92,11 +106,6 @@ def parse_infer_request(
     parameters = header.get("parameters", {})
     if not isinstance(parameters, dict):
         raise InvalidRequestError("'parameters' must be an object")
-    if any("classification" in _parameters(o) for o in outputs):
-        raise InvalidRequestError(
-            "the classification extension is not supported; POST an image to "
-            "/v1/models/{name}/predict for top-k labels"
-        )
     binary_outputs = {
         o["name"]: flag
         for o in outputs
@@ -110,6 +119,10 @@ def parse_infer_request(
         parameters={str(k): str(v) for k, v in parameters.items()},
         request_id=str(header.get("id", ""))[:128],
     )
+    for output in outputs:
+        options = codec.output_options(str(output["name"]), _parameters(output))
+        if options is not None:
+            request.output_options[str(output["name"])].CopyFrom(options)
     return request, payloads, binary_outputs, bool(_flag(parameters, "binary_data_output"))
 
 
@@ -143,7 +156,9 @@ def infer_response(
             "datatype": tensor.datatype,
             "shape": list(tensor.shape),
         }
-        if binary_outputs.get(tensor.name, binary_default):
+        if tensor.HasField("shared_memory"):
+            entry["parameters"] = codec.region_parameters(tensor.shared_memory)
+        elif binary_outputs.get(tensor.name, binary_default):
             entry["parameters"] = {"binary_data_size": len(tensor.contents)}
             chunks.append(tensor.contents)
         else:

@@ -24,6 +24,7 @@ from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.rest import create_app
+from inferencehub.gateway.shared_memory import RegionRegistry
 from inferencehub.gateway.worker_client import GrpcWorkerClient
 from inferencehub.keys import KeyStore
 from inferencehub.runtime import notify
@@ -133,7 +134,8 @@ async def run_gateway(
     except ValueError as exc:
         notify(notify_fd, "error", message=str(exc))
         raise ConfigError(str(exc)) from None
-    dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight)
+    regions = RegionRegistry(s.shm_max_regions, s.shm_max_bytes)
+    dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight, regions)
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(
         KeyStore(settings.data_dir, s.api_keys_file) if settings.data_dir else None,

@@ -97,6 +97,55 @@ def _model_routes(prefix: str, versioned: bool) -> dict[str, Any]:
     }
 
 
+def _post(summary: str, named: bool, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [_NAME] if named else [],
+        "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+    return {"post": operation}
+
+
+def _shared_memory_routes() -> dict[str, Any]:
+    """Triton's shared-memory extensions: system regions served, CUDA refused (CPU build)."""
+    region = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "key": {"type": "string"},
+            "offset": {"type": "integer"},
+            "byte_size": {"type": "integer"},
+        },
+    }
+    register = {
+        "schema": {
+            "type": "object",
+            "required": ["key", "byte_size"],
+            "properties": {k: region["properties"][k] for k in ("key", "offset", "byte_size")},
+        }
+    }
+    routes: dict[str, Any] = {}
+    for kind, what in (("system", "System"), ("cuda", "CUDA")):
+        base = f"/v2/{kind}sharedmemory"
+        listing = {"type": "array", "items": region if kind == "system" else {"type": "object"}}
+        routes[f"{base}/status"] = _get(f"{what} shared-memory regions", listing, named=False)
+        routes[f"{base}/region/{{name}}/status"] = _get(f"One {what} region", listing)
+        routes[f"{base}/region/{{name}}/register"] = _post(
+            "Register a POSIX shm object as a region (this API key's only)"
+            if kind == "system"
+            else "Refused: CUDA shared memory is not supported by this server",
+            named=True,
+            body=register if kind == "system" else None,
+        )
+        routes[f"{base}/unregister"] = _post(f"Unregister every {what} region", named=False)
+        routes[f"{base}/region/{{name}}/unregister"] = _post(
+            f"Unregister one {what} region", named=True
+        )
+    return routes
+
+
 def _predict(versioned: bool) -> dict[str, Any]:
     return {
         "post": {
@@ -180,6 +229,7 @@ OPENAPI: Final[dict[str, Any]] = {
         ),
         **_model_routes("/v2/models/{name}", versioned=False),
         **_model_routes("/v2/models/{name}/versions/{version}", versioned=True),
+        **_shared_memory_routes(),
         "/v2/repository/index": {
             "post": {
                 "summary": "Every model version and its state",

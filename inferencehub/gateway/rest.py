@@ -26,6 +26,7 @@ from inferencehub.gateway.http_common import (
     unexpected_error,
 )
 from inferencehub.gateway.kserve_rest import kserve_routes
+from inferencehub.gateway.kserve_shm import shared_memory_routes
 from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.openapi import OPENAPI
 from inferencehub.protocol.json_codec import (
@@ -129,6 +130,7 @@ def create_app(
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
         *kserve_routes(dataplane, max_request_bytes),
+        *shared_memory_routes(dataplane),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(

@@ -21,7 +21,16 @@ from inferencehub.v1 import inference_pb2 as pb
 PLATFORM: Final = "onnxruntime_onnx"
 BACKEND: Final = "onnxruntime"
 # What GET /v2 and ServerMetadata advertise; perf_analyzer reads statistics only when listed.
-EXTENSIONS: Final = ("binary_tensor_data", "model_repository", "statistics")
+EXTENSIONS: Final = (
+    "binary_tensor_data",
+    "classification",
+    "model_repository",
+    "statistics",
+    "system_shared_memory",
+)
+SHM_REGION: Final = "shared_memory_region"
+SHM_SIZE: Final = "shared_memory_byte_size"
+SHM_OFFSET: Final = "shared_memory_offset"
 
 # Which typed `contents` field carries each datatype (FP16 has none: raw bytes only).
 _CONTENTS_FIELD: Final[dict[str, str]] = {
@@ -52,6 +61,80 @@ def _parameter_value(parameter: v2.InferParameter) -> str:
 
 def _string_parameters(parameters: Mapping[str, v2.InferParameter]) -> dict[str, str]:
     return {key: _parameter_value(value) for key, value in parameters.items()}
+
+
+def typed_parameters(parameters: Mapping[str, v2.InferParameter]) -> dict[str, Any]:
+    """gRPC parameters as the values JSON would carry (bool, int, str, float)."""
+    typed: dict[str, Any] = {}
+    for key, value in parameters.items():
+        choice = value.WhichOneof("parameter_choice")
+        typed[key] = None if choice is None else getattr(value, choice)
+    return typed
+
+
+def _count(what: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(f"{what}: parameter '{key}' must be a non-negative integer")
+    return value
+
+
+def region_ref(what: str, parameters: Mapping[str, Any]) -> pb.SharedMemorySpan | None:
+    """The shared-memory parameters of an input or output, unresolved (region name, offset
+    within it, size): the gateway's registry turns the name into the object's key.
+
+    Raises:
+        InvalidRequestError: some are missing or of the wrong type.
+    """
+    region = parameters.get(SHM_REGION)
+    if region is None:
+        stray = sorted(k for k in parameters if k.startswith("shared_memory_"))
+        if stray:
+            raise InvalidRequestError(f"{what}: {', '.join(stray)} given without {SHM_REGION}")
+        return None
+    if not isinstance(region, str) or SHM_SIZE not in parameters:
+        raise InvalidRequestError(
+            f"{what}: shared memory needs {SHM_REGION} (a registered region's name) and "
+            f"{SHM_SIZE}, and may give {SHM_OFFSET}"
+        )
+    return pb.SharedMemorySpan(
+        region=region,
+        byte_size=_count(what, SHM_SIZE, parameters[SHM_SIZE]),
+        region_offset=_count(what, SHM_OFFSET, parameters.get(SHM_OFFSET, 0)),
+    )
+
+
+def output_options(name: str, parameters: Mapping[str, Any]) -> pb.OutputOptions | None:
+    """How an output comes back: top-k classes (classification), into a region, or as is.
+
+    Raises:
+        InvalidRequestError: bad parameters, or both at once (as tritonclient refuses).
+    """
+    what = f"output '{name}'"
+    region = region_ref(what, parameters)
+    count = parameters.get("classification")
+    classes = 0 if count is None else _count(what, "classification", count)
+    if region is not None and classes:
+        raise InvalidRequestError(f"{what}: a classification output cannot go to shared memory")
+    if region is None and not classes:
+        return None
+    options = pb.OutputOptions(class_count=classes)
+    if region is not None:
+        options.shared_memory.CopyFrom(region)
+    return options
+
+
+def region_parameters(span: pb.SharedMemorySpan) -> dict[str, Any]:
+    """What a response says of an output written into a region (Triton's parameters)."""
+    parameters: dict[str, Any] = {SHM_REGION: span.region, SHM_SIZE: span.byte_size}
+    if span.region_offset:
+        parameters[SHM_OFFSET] = span.region_offset
+    return parameters
+
+
+def _grpc_parameter(value: Any) -> v2.InferParameter:
+    if isinstance(value, str):
+        return v2.InferParameter(string_param=value)
+    return v2.InferParameter(int64_param=value)
 
 
 def _filled_fields(tensor: v2.ModelInferRequest.InferInputTensor) -> list[str]:
@@ -92,17 +175,22 @@ def predict_request_from_grpc(
     Raises:
         InvalidRequestError: raw and typed contents are mixed or miscounted.
     """
+    regions = [
+        region_ref(f"input '{t.name}'", typed_parameters(t.parameters)) if t.parameters else None
+        for t in request.inputs
+    ]
+    carried = [t for t, region in zip(request.inputs, regions, strict=True) if region is None]
     raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
+    if raw and len(raw) != len(carried):
         raise InvalidRequestError(
-            f"raw_input_contents holds {len(raw)} entries for {len(request.inputs)} inputs; "
-            "send raw contents for every input or for none"
+            f"raw_input_contents holds {len(raw)} entries for {len(carried)} inputs not in "
+            "shared memory; send raw contents for every such input or for none"
         )
-    if raw and any(_filled_fields(tensor) for tensor in request.inputs):
+    if raw and any(_filled_fields(tensor) for tensor in carried):
         raise InvalidRequestError(
             "a request carries raw_input_contents and typed contents; use one or the other"
         )
-    payloads = list(raw) if raw else [_typed_contents_to_bytes(t) for t in request.inputs]
+    carried_bytes = iter(list(raw) if raw else [_typed_contents_to_bytes(t) for t in carried])
     predict = pb.PredictRequest(
         model_name=request.model_name,
         version=request.model_version,
@@ -110,23 +198,41 @@ def predict_request_from_grpc(
         parameters=_string_parameters(request.parameters),
         request_id=request.id,
     )
-    for tensor in request.inputs:
-        predict.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+    for output in request.outputs:
+        if output.parameters:
+            options = output_options(output.name, typed_parameters(output.parameters))
+            if options is not None:
+                predict.output_options[output.name].CopyFrom(options)
+    payloads: list[bytes] = []
+    for tensor, region in zip(request.inputs, regions, strict=True):
+        added = predict.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if region is None:
+            payloads.append(next(carried_bytes))
+            continue
+        if _filled_fields(tensor):
+            raise InvalidRequestError(
+                f"input '{tensor.name}' is in shared memory and carries contents too"
+            )
+        added.shared_memory.CopyFrom(region)
+        payloads.append(b"")
     return predict, payloads
 
 
 def infer_response_to_grpc(response: pb.PredictResponse, request_id: str) -> v2.ModelInferResponse:
-    """The worker's answer as a v2 ModelInferResponse, outputs in raw_output_contents."""
-    return v2.ModelInferResponse(
+    """The worker's answer as a v2 ModelInferResponse, outputs in raw_output_contents (an
+    empty entry for an output written to shared memory, so positions stay aligned)."""
+    reply = v2.ModelInferResponse(
         model_name=response.model_name,
         model_version=response.version,
         id=request_id,
-        outputs=[
-            v2.ModelInferResponse.InferOutputTensor(name=t.name, datatype=t.datatype, shape=t.shape)
-            for t in response.outputs
-        ],
         raw_output_contents=[t.contents for t in response.outputs],
     )
+    for tensor in response.outputs:
+        output = reply.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if tensor.HasField("shared_memory"):
+            for key, value in region_parameters(tensor.shared_memory).items():
+                output.parameters[key].CopyFrom(_grpc_parameter(value))
+    return reply
 
 
 def _tensor_specs(specs: Iterable[pb.TensorSpec]) -> list[dict[str, Any]]:

@@ -132,7 +132,7 @@ class SignatureCheck:
                 f"missing input(s) {', '.join(missing)}; "
                 f"expected: {describe_signature(self.version)}"
             )
-        for name in request.outputs:
+        for name in [*request.outputs, *request.output_options]:
             if name not in self._outputs:
                 raise InvalidRequestError(
                     f"requested output '{name}' does not exist; "
@@ -143,7 +143,8 @@ class SignatureCheck:
         """Bytes the request's numeric outputs will take where the signature fixes their size
         (every dim static, or the first one the batch size); BYTES outputs and outputs of
         other dynamic sizes are left out (they travel inline)."""
-        wanted = set(request.outputs) or self._outputs
+        # Outputs going to a client's region or coming back as class strings need no room.
+        wanted = (set(request.outputs) or set(self._outputs)) - set(request.output_options)
         batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
         total = 0
         for spec in self.version.outputs:

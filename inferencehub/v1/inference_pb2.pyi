@@ -8,19 +8,47 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Tensor(_message.Message):
-    __slots__ = ("name", "datatype", "shape", "contents")
+    __slots__ = ("name", "datatype", "shape", "contents", "shared_memory")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATATYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     CONTENTS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     name: str
     datatype: str
     shape: _containers.RepeatedScalarFieldContainer[int]
     contents: bytes
-    def __init__(self, name: _Optional[str] = ..., datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., contents: _Optional[bytes] = ...) -> None: ...
+    shared_memory: SharedMemorySpan
+    def __init__(self, name: _Optional[str] = ..., datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., contents: _Optional[bytes] = ..., shared_memory: _Optional[_Union[SharedMemorySpan, _Mapping]] = ...) -> None: ...
+
+class SharedMemorySpan(_message.Message):
+    __slots__ = ("region", "key", "offset", "byte_size", "device", "inode", "region_offset")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    INODE_FIELD_NUMBER: _ClassVar[int]
+    REGION_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    key: str
+    offset: int
+    byte_size: int
+    device: int
+    inode: int
+    region_offset: int
+    def __init__(self, region: _Optional[str] = ..., key: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ..., device: _Optional[int] = ..., inode: _Optional[int] = ..., region_offset: _Optional[int] = ...) -> None: ...
+
+class OutputOptions(_message.Message):
+    __slots__ = ("class_count", "shared_memory")
+    CLASS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    class_count: int
+    shared_memory: SharedMemorySpan
+    def __init__(self, class_count: _Optional[int] = ..., shared_memory: _Optional[_Union[SharedMemorySpan, _Mapping]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model_name", "version", "inputs", "outputs", "parameters", "request_id", "timeout_s")
+    __slots__ = ("model_name", "version", "inputs", "outputs", "parameters", "request_id", "timeout_s", "output_options")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +56,13 @@ class PredictRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class OutputOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: OutputOptions
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[OutputOptions, _Mapping]] = ...) -> None: ...
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +70,7 @@ class PredictRequest(_message.Message):
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version: str
     inputs: _containers.RepeatedCompositeFieldContainer[Tensor]
@@ -42,7 +78,8 @@ class PredictRequest(_message.Message):
     parameters: _containers.ScalarMap[str, str]
     request_id: str
     timeout_s: float
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+    output_options: _containers.MessageMap[str, OutputOptions]
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., timeout_s: _Optional[float] = ..., output_options: _Optional[_Mapping[str, OutputOptions]] = ...) -> None: ...
 
 class PredictManyRequest(_message.Message):
     __slots__ = ("requests",)

@@ -34,6 +34,7 @@ from inferencehub.protocol.tensors import wire_form
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc
 from inferencehub.v1 import inference_pb2 as pb
+from inferencehub.worker.client_memory import region_or_contents, region_output, requested_form
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.scheduler import ModelScheduler, Prediction
 
@@ -86,7 +87,7 @@ class _Session:
         """
         inputs = item.request.inputs
         if not item.slot:
-            return [tensor.contents for tensor in inputs]
+            return [region_or_contents(tensor) for tensor in inputs]
         if self.arena is None:
             raise InternalError("a request names an arena slot, but no arena is mapped")
         start, end = self.arena.check_slot(item.slot, item.generation)
@@ -98,7 +99,7 @@ class _Session:
         payloads: list[bytes | memoryview] = []
         for tensor, span in zip(inputs, item.inputs, strict=True):
             if not span.length:
-                payloads.append(tensor.contents)
+                payloads.append(region_or_contents(tensor))
             elif start <= span.offset and span.offset + span.length <= end:
                 payloads.append(self.arena.buffer(span.offset, span.length))
             else:
@@ -383,6 +384,17 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         if item.slot and arena is not None and not arena.still_holds(item.slot, item.generation):
             raise InternalError("the request's arena slot moved on while it was computed")
         request = item.request
+        forms = [
+            (name, *requested_form(scheduler.model, request, name, values))
+            for name, values in prediction.outputs
+        ]
+        # Into the client's regions first: a write that fails must fail the request before
+        # any part of its answer is queued.
+        written = {
+            name: region_output(name, array, region)
+            for name, array, region in forms
+            if region is not None
+        }
         result = session.new_result(item.tag)
         response = result.response
         response.model_name = request.model_name
@@ -391,10 +403,13 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         response.timing.CopyFrom(prediction.timing)
         response.classifications.extend(prediction.classifications)
         inline = 0
-        for name, array in prediction.outputs:
+        for name, array, _ in forms:
+            span = result.outputs.add()
+            if name in written:
+                response.outputs.append(written[name])
+                continue
             datatype, data = wire_form(array)
             tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
-            span = result.outputs.add()
             if isinstance(data, np.ndarray):
                 if arena is not None and data.nbytes and position + data.nbytes <= end:
                     arena.write_array(position, data)

@@ -313,6 +313,31 @@ class OnnxModel:
             batch.append(pb.Classification(classes=classes))
         return batch
 
+    def top_classes(self, name: str, values: np.ndarray, k: int) -> np.ndarray:
+        """The classification extension: the top k of an output as BYTES "score:index:label"
+        (Triton's form: the output's own values, no softmax; no label, no ":label"), k per
+        batch item for a batched version, else k for the whole output.
+
+        Raises:
+            InvalidRequestError: the output is not numeric.
+        """
+        if values.dtype.kind not in "biuf":
+            raise InvalidRequestError(
+                f"output '{name}' holds {values.dtype} values; classification needs numbers"
+            )
+        batched = self.info.max_batch_size > 0 and values.ndim > 1
+        rows = values.reshape(values.shape[0], -1) if batched else values.reshape(1, -1)
+        k = min(k, rows.shape[1])
+        top = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+        suffix = (lambda i: f":{self._label(i)}") if self._labels is not None else (lambda i: "")
+        strings = [
+            f"{float(row[i]):f}:{i}{suffix(int(i))}".encode()
+            for row, indices in zip(rows, top, strict=True)
+            for i in indices
+        ]
+        shape = (rows.shape[0], k) if batched else (k,)
+        return np.array(strings, dtype=object).reshape(shape)
+
     def _label(self, index: int) -> str:
         if self._labels is not None and index < len(self._labels):
             return self._labels[index]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 
 from inferencehub import __version__
 from inferencehub.errors import ErrorCode, HubError, WorkerUnavailableError
@@ -16,8 +17,10 @@ from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.worker.client_memory import region_or_contents, region_output, requested_form
 from inferencehub.worker.hop import QUIET_ERRORS
 from inferencehub.worker.registry import ModelRegistry
+from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +81,10 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         current_request_id.set(request.request_id)
         try:
             scheduler = self._registry.get(request.model_name, request.version)
-            scheduler.model.signature.check(request)
-            result = await scheduler.submit(request, timeout_s, arrived_ns)
+            payloads = [region_or_contents(tensor) for tensor in request.inputs]
+            scheduler.model.signature.check(request, [len(p) for p in payloads])
+            result = await scheduler.submit(request, timeout_s, arrived_ns, payloads)
+            outputs = [self._output(scheduler, request, *item) for item in result.outputs]
         except HubError as exc:
             log = logger.debug if exc.code in QUIET_ERRORS else logger.warning
             log(
@@ -96,11 +101,20 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         return pb.PredictResponse(
             model_name=request.model_name,
             version=scheduler.model.info.version,
-            outputs=[tensor_from_numpy(name, array) for name, array in result.outputs],
+            outputs=outputs,
             classifications=result.classifications,
             request_id=request.request_id,
             timing=result.timing,
         )
+
+    @staticmethod
+    def _output(
+        scheduler: ModelScheduler, request: pb.PredictRequest, name: str, values: np.ndarray
+    ) -> pb.Tensor:
+        array, region = requested_form(scheduler.model, request, name, values)
+        if region is not None:
+            return region_output(name, array, region)
+        return tensor_from_numpy(name, array)
 
     @map_errors_to_grpc
     async def ListModels(

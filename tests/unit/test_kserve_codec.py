@@ -200,10 +200,65 @@ def test_binary_extension_inputs_are_sliced_in_order() -> None:
         ({"inputs": []}, b"\0" * 4, None, "4 bytes of binary data follow"),
         ({"inputs": []}, b"", "999", "must be a positive byte count"),
         (
-            {"inputs": [], "outputs": [{"name": "y", "parameters": {"classification": 3}}]},
+            {"inputs": [], "outputs": [{"name": "y", "parameters": {"classification": "3"}}]},
             b"",
             None,
-            "classification extension is not supported",
+            "output 'y': parameter 'classification' must be a non-negative integer",
+        ),
+        (
+            {
+                "inputs": [],
+                "outputs": [
+                    {
+                        "name": "y",
+                        "parameters": {
+                            "classification": 3,
+                            "shared_memory_region": "r",
+                            "shared_memory_byte_size": 8,
+                        },
+                    }
+                ],
+            },
+            b"",
+            None,
+            "a classification output cannot go to shared memory",
+        ),
+        (
+            {"inputs": [], "outputs": [{"name": "y", "parameters": {"shared_memory_offset": 8}}]},
+            b"",
+            None,
+            "shared_memory_offset given without shared_memory_region",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "datatype": "FP32",
+                        "shape": [1],
+                        "data": [1.0],
+                        "parameters": {"shared_memory_region": "r", "shared_memory_byte_size": 4},
+                    }
+                ]
+            },
+            b"",
+            None,
+            "input 'x' is in shared memory and carries data too",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "datatype": "FP32",
+                        "shape": [1],
+                        "parameters": {"shared_memory_region": "r"},
+                    }
+                ]
+            },
+            b"",
+            None,
+            "shared memory needs shared_memory_region",
         ),
     ],
 )
