@@ -182,11 +182,13 @@ def heavy_model(path: Path, side: int) -> Path:
     return save_model(helper.make_graph(nodes, "heavy", [x], [y], [shape]), path)
 
 
-def triton_simple_model(path: Path, strings: bool = False) -> Path:
-    """The signature of Triton's `simple` example model (`simple_string` with strings=True):
-    INPUT0, INPUT1 [N, 16] -> OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, INT32 or
-    BYTES holding decimal integers."""
-    kind = TensorProto.STRING if strings else TensorProto.INT32
+def triton_simple_model(
+    path: Path, strings: bool = False, element: int = TensorProto.INT32
+) -> Path:
+    """The signature of Triton's `simple` example model (`simple_string` with strings=True,
+    `simple_int8` with element=INT8): INPUT0, INPUT1 [N, 16] -> OUTPUT0 = INPUT0 + INPUT1,
+    OUTPUT1 = INPUT0 - INPUT1, of `element` or BYTES holding decimal integers."""
+    kind = TensorProto.STRING if strings else element
     inputs = [helper.make_tensor_value_info(n, kind, ["N", 16]) for n in ("INPUT0", "INPUT1")]
     outputs = [helper.make_tensor_value_info(n, kind, ["N", 16]) for n in ("OUTPUT0", "OUTPUT1")]
     if not strings:
@@ -205,3 +207,12 @@ def triton_simple_model(path: Path, strings: bool = False) -> Path:
         ]
     graph = helper.make_graph(nodes, "simple", inputs, outputs)
     return save_model(graph, path)
+
+
+def triton_identity_model(path: Path) -> Path:
+    """The signature of Triton's `simple_identity`: BYTES INPUT0 [N, M] -> OUTPUT0."""
+    dims: list[str | int] = ["N", "M"]
+    source = helper.make_tensor_value_info("INPUT0", TensorProto.STRING, dims)
+    copy = helper.make_tensor_value_info("OUTPUT0", TensorProto.STRING, dims)
+    node = helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])
+    return save_model(helper.make_graph([node], "simple_identity", [source], [copy]), path)

@@ -120,6 +120,9 @@ CHECK_NAMES = [
     "http_repository_unload_load",
     "grpc_repository_unload_load",
     "http_repository_load_new_model",
+    # shared memory and classification (tests/e2e/test_shared_memory.py covers the rest)
+    "grpc_system_shared_memory",
+    "grpc_classification",
 ]
 
 

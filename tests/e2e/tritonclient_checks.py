@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
 import sys
 import threading
@@ -31,6 +32,7 @@ import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+import tritonclient.utils.shared_memory as shm
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
@@ -1414,6 +1416,53 @@ def _():
         lambda ctx: ctx.http.unload_model("no_such_model"),
         lambda ctx: ctx.grpc.unload_model("no_such_model", client_timeout=TIMEOUT_S),
     )
+
+
+# shared memory and classification -------------------------------------------------------------
+
+
+@check("grpc_system_shared_memory")
+def _(ctx: Ctx) -> str:
+    """As simple_grpc_shm_client does: both tensors in regions, through tritonclient.grpc."""
+    x = np.array([[1, 1, 1, 1], [2, 2, 2, 2]], np.float32)
+    tag = f"ihc{os.getpid()}"
+    in_handle = shm.create_shared_memory_region("in", f"/{tag}_in", x.nbytes)
+    out_handle = shm.create_shared_memory_region("out", f"/{tag}_out", x.nbytes)
+    try:
+        shm.set_shared_memory_region(in_handle, [x])
+        ctx.grpc.unregister_system_shared_memory()
+        ctx.grpc.register_system_shared_memory("in", f"/{tag}_in", x.nbytes)
+        ctx.grpc.register_system_shared_memory("out", f"/{tag}_out", x.nbytes)
+        listed = ctx.grpc.get_system_shared_memory_status(as_json=True)
+        expect(sorted(listed.get("regions", {})) == ["in", "out"], f"status: {listed}")
+        tensor = grpcclient.InferInput("x", [2, 4], "FP32")
+        tensor.set_shared_memory("in", x.nbytes)
+        output = grpcclient.InferRequestedOutput("y")
+        output.set_shared_memory("out", x.nbytes)
+        result = ctx.grpc.infer("scale", [tensor], model_version="1", outputs=[output])
+        shape = list(result.get_output("y").shape)
+        got = shm.get_contents_as_numpy(out_handle, np.float32, shape)
+        expect_equal(got, x * SCALE_FACTORS["1"], "y from the output region")
+        ctx.grpc.unregister_system_shared_memory()
+        expect(not ctx.grpc.get_system_shared_memory_status(as_json=True).get("regions"), "left")
+        return f"y {got.tolist()} read from the output region"
+    finally:
+        shm.destroy_shared_memory_region(in_handle)
+        shm.destroy_shared_memory_region(out_handle)
+
+
+@check("grpc_classification")
+def _(ctx: Ctx) -> str:
+    """class_count as image_client -i grpc sets it: top k per batch item, "score:index"."""
+    x = np.array([[1, 1, 1, 1], [4, 3, 2, 1]], np.float32)  # y = x * [1, 2, 3, 4]
+    output = grpcclient.InferRequestedOutput("y", class_count=2)
+    result = ctx.grpc.infer(
+        "scale", [grpc_input("x", x, "FP32")], model_version="1", outputs=[output]
+    )
+    got = [[bytes(s).decode() for s in row] for row in result.as_numpy("y")]
+    expected = [["4.000000:3", "3.000000:2"], ["6.000000:1", "6.000000:2"]]
+    expect(got == expected, f"classes {got}, expected {expected}")
+    return f"classes {got}"
 
 
 # --- runner ---------------------------------------------------------------------------------------
