@@ -18,6 +18,7 @@ from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.shared_memory import (
+    DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_REGION_BYTES,
     DEFAULT_MAX_REGIONS,
     Region,
@@ -56,7 +57,9 @@ class DataPlane:
         regions: RegionRegistry | None = None,
     ) -> None:
         self._worker = worker
-        self.regions = regions or RegionRegistry(DEFAULT_MAX_REGIONS, DEFAULT_MAX_REGION_BYTES)
+        self.regions = regions or RegionRegistry(
+            DEFAULT_MAX_REGIONS, DEFAULT_MAX_REGION_BYTES, DEFAULT_MAX_INPUT_BYTES
+        )
         self._default_timeout_s = default_timeout_s
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -143,7 +146,7 @@ class DataPlane:
             authorize_model(request.model_name)
             if self._in_flight >= self._max_in_flight:
                 raise self._busy()
-            self._resolve_regions(request)
+            self.regions.resolve(_owner(), request)
             self._in_flight += 1
             try:
                 response = await self._predict(request, payloads, timeout_s, routing_key)
@@ -216,36 +219,6 @@ class DataPlane:
         except HubError as exc:
             self.refused(name, protocol, exc)
             raise
-
-    def _resolve_regions(self, request: pb.PredictRequest) -> None:
-        """Turn each shared-memory reference (region name, offset, size) into the span the
-        worker reads or writes, from the caller's own registered regions only: whatever else a
-        client put into the span (key, device, inode) is overwritten here.
-
-        Raises:
-            RegionNotFoundError, RegionError: not the caller's region, or outside it.
-        """
-        owner = _owner()
-        for tensor in request.inputs:
-            if tensor.HasField("shared_memory"):
-                ref = tensor.shared_memory
-                tensor.shared_memory.CopyFrom(
-                    self.regions.span(
-                        owner,
-                        ref.region,
-                        ref.region_offset,
-                        ref.byte_size,
-                        f"input '{tensor.name}'",
-                    )
-                )
-        for name, options in request.output_options.items():
-            if options.HasField("shared_memory"):
-                ref = options.shared_memory
-                options.shared_memory.CopyFrom(
-                    self.regions.span(
-                        owner, ref.region, ref.region_offset, ref.byte_size, f"output '{name}'"
-                    )
-                )
 
     def register_region(self, name: str, key: str, offset: int, byte_size: int) -> None:
         self.regions.register(_owner(), name, key, offset, byte_size)

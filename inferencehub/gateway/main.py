@@ -134,7 +134,7 @@ async def run_gateway(
     except ValueError as exc:
         notify(notify_fd, "error", message=str(exc))
         raise ConfigError(str(exc)) from None
-    regions = RegionRegistry(s.shm_max_regions, s.shm_max_bytes)
+    regions = RegionRegistry(s.shm_max_regions, s.shm_max_bytes, s.max_request_bytes)
     dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight, regions)
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(

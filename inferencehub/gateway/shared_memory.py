@@ -21,6 +21,7 @@ from inferencehub.v1 import inference_pb2 as pb
 
 DEFAULT_MAX_REGIONS = 64
 DEFAULT_MAX_REGION_BYTES = 16 << 30
+DEFAULT_MAX_INPUT_BYTES = 64 << 20
 
 
 class RegionNotFoundError(ModelNotFoundError):
@@ -44,9 +45,12 @@ class Region:
 
 
 class RegionRegistry:
-    def __init__(self, max_regions: int, max_bytes: int) -> None:
+    def __init__(self, max_regions: int, max_bytes: int, max_input_bytes: int) -> None:
+        """`max_input_bytes`: what one request's inputs in regions may add up to (the worker
+        copies them into its memory; as `gateway.max_request_bytes` bounds a body)."""
         self._max_regions = max_regions
         self._max_bytes = max_bytes
+        self._max_input_bytes = max_input_bytes
         self._regions: dict[str | None, dict[str, Region]] = {}
 
     def register(self, owner: str | None, name: str, key: str, offset: int, size: int) -> Region:
@@ -102,6 +106,31 @@ class RegionRegistry:
             self._regions.pop(owner, None)
         else:
             self._regions.get(owner, {}).pop(name, None)
+
+    def resolve(self, owner: str | None, request: pb.PredictRequest) -> None:
+        """Turn each shared-memory reference of a request (region name, offset, size) into the
+        span the worker reads or writes, from the owner's regions only: whatever else a client
+        put into a span (key, device, inode) is overwritten here.
+
+        Raises:
+            RegionNotFoundError, RegionError: not the owner's region, or outside it.
+            InvalidRequestError: the inputs in regions add up to more than max_input_bytes.
+        """
+        total = 0
+        for tensor in request.inputs:
+            if tensor.HasField("shared_memory"):
+                ref, what = tensor.shared_memory, f"input '{tensor.name}'"
+                ref.CopyFrom(self.span(owner, ref.region, ref.region_offset, ref.byte_size, what))
+                total += ref.byte_size
+        if total > self._max_input_bytes:
+            raise RegionError(
+                f"the request's inputs in shared memory add up to {total} bytes; the limit is "
+                f"{self._max_input_bytes} (gateway.max_request_bytes)"
+            )
+        for name, options in request.output_options.items():
+            if options.HasField("shared_memory"):
+                ref, what = options.shared_memory, f"output '{name}'"
+                ref.CopyFrom(self.span(owner, ref.region, ref.region_offset, ref.byte_size, what))
 
     def span(
         self, owner: str | None, name: str, offset: int, size: int, what: str

@@ -48,8 +48,8 @@ def shm_object() -> Iterator[MakeObject]:
         path.unlink(missing_ok=True)
 
 
-def registry(regions: int = 4, size: int = 1 << 20) -> RegionRegistry:
-    return RegionRegistry(max_regions=regions, max_bytes=size)
+def registry(regions: int = 4, size: int = 1 << 20, inputs: int = 1 << 20) -> RegionRegistry:
+    return RegionRegistry(max_regions=regions, max_bytes=size, max_input_bytes=inputs)
 
 
 @pytest.mark.parametrize(
@@ -193,3 +193,28 @@ def test_an_output_larger_than_its_span_is_refused(shm_object: MakeObject) -> No
     write_output(tensor, span, np.arange(4, dtype=np.float32))
     assert tensor.shared_memory.byte_size == 16 and tensor.shared_memory.region == "r"
     assert np.frombuffer(Path(SHM_DIR + key).read_bytes(), np.float32).tolist() == [0, 1, 2, 3]
+
+
+def test_a_request_is_resolved_from_the_callers_regions_only(shm_object: MakeObject) -> None:
+    key = shm_object(256)
+    regions = registry(inputs=200)
+    regions.register("alice", "r", key, 0, 256)
+    forged = pb.SharedMemorySpan(region="r", region_offset=8, byte_size=100, key="/etc", inode=7)
+    request = pb.PredictRequest(inputs=[pb.Tensor(name="x", shared_memory=forged)])
+    request.output_options["y"].shared_memory.CopyFrom(
+        pb.SharedMemorySpan(region="r", region_offset=128, byte_size=64)
+    )
+    regions.resolve("alice", request)
+    resolved = request.inputs[0].shared_memory
+    assert (resolved.key, resolved.offset, resolved.byte_size) == (key, 8, 100)
+    assert resolved.inode == os.stat(SHM_DIR + key).st_ino  # the client's own values are gone
+    assert request.output_options["y"].shared_memory.offset == 128
+    with pytest.raises(RegionNotFoundError):
+        regions.resolve(
+            "bob", pb.PredictRequest(inputs=[pb.Tensor(name="x", shared_memory=forged)])
+        )
+    thrice = pb.PredictRequest(
+        inputs=[pb.Tensor(name=n, shared_memory=forged) for n in ("a", "b", "c")]
+    )
+    with pytest.raises(RegionError, match="add up to 300 bytes; the limit is 200"):
+        regions.resolve("alice", thrice)
