@@ -35,6 +35,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PERF_ANALYZER = ROOT / ".tools" / "perf_analyzer" / "perf_analyzer"
 TICK = os.sysconf("SC_CLK_TCK")
 MAX_WINDOW_MS = 15_000
+# A point's path: http-json | http | grpc, or http-shm | grpc-shm: Triton's system shared
+# memory (perf_analyzer --shared-memory system), where the request and the answer carry only
+# region names and the tensors stay in POSIX shm objects the client created.
+SHM_SUFFIX = "-shm"
+# perf_analyzer's output region per output: at least each bench CNN's answer (1,000 FP32 = 4 KB)
+SHM_OUTPUT_BYTES = 16 * 1024
+
+
+def protocol(path: str) -> str:
+    """The wire a point's path uses: grpc or http."""
+    return "grpc" if path.startswith("grpc") else "http"
+
+
+def is_shm(path: str) -> bool:
+    return path.endswith(SHM_SUFFIX)
 
 
 # --- /proc -------------------------------------------------------------------------------
@@ -314,13 +329,16 @@ def run_perf_analyzer(
     window = load.window(model, concurrency)
     command = [
         str(PERF_ANALYZER),
-        *("-m", model, "-u", target, "-i", "grpc" if path == "grpc" else "http"),
+        *("-m", model, "-u", target, "-i", protocol(path)),
         *("--concurrency-range", f"{concurrency}:{concurrency}"),
         *("-p", str(window), "-r", str(load.trials), "--stability-percentage", "1000"),
         *("--input-data", str(load.inputs[model]), "-f", str(report)),
     ]
     if path == "http-json":
         command += ["--input-tensor-format", "json", "--output-tensor-format", "json"]
+    if is_shm(path):
+        command += ["--shared-memory", "system"]
+        command += ["--output-shared-memory-size", str(SHM_OUTPUT_BYTES)]
     limit = window / 1000 * (load.trials + 2) + 60
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
@@ -391,10 +409,15 @@ def measure_point(
     server: Server, path: str, model: Any, concurrency: int, load: Load, scratch: Path
 ) -> Point:
     """One (server, path, model, concurrency) point. perf_analyzer aborts on the first failed
-    request; the point is then rerun with the built-in generator, which counts failures."""
-    target = server.grpc if path == "grpc" else server.http
+    request; the point is then rerun with the built-in generator, which counts failures.
+    Shared-memory points have no such fallback: the built-in generator sends the tensors in the
+    request, so its figures would be a binary point's under a shared-memory label."""
+    target = server.grpc if protocol(path) == "grpc" else server.http
     tools = ["perf_analyzer", "builtin"] if load.tool == "perf_analyzer" else ["builtin"]
-    notes = []
+    if is_shm(path):
+        tools = tools[:1] if load.tool == "perf_analyzer" else []
+    point = Point(server.label, path, model.name, concurrency, load.tool)
+    notes = [] if tools else ["system shared memory needs perf_analyzer: not measured"]
     for tool in tools:
         point = Point(server.label, path, model.name, concurrency, tool)
         point.extra["window_ms"] = load.window(model.name, concurrency)
@@ -415,6 +438,7 @@ def measure_point(
         if "failed" in result:
             notes.append(result["failed"])
             point.errors = failed
+            point.extra["server_ok"] = ok  # answered, though the client gave up on them
             continue
         point.throughput = result["throughput"]
         point.p50_ms, point.p99_ms = result["p50_ms"], result["p99_ms"]

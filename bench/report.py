@@ -389,8 +389,82 @@ def overload_rows(over: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+SHM_LABELS = {
+    "grpc": "gRPC binary (raw_input_contents)",
+    "grpc-shm": "gRPC + system shm",
+    "http": "HTTP binary",
+    "http-shm": "HTTP + system shm",
+}
+
+
+def shm_baseline(points: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any] | None:
+    """The binary point a shared-memory point is compared with: same model, concurrency and
+    protocol; None for a binary point itself."""
+    if not p["path"].endswith("-shm"):
+        return None
+    return find(points, p["server"], p["path"].removesuffix("-shm"), p["model"], p["concurrency"])
+
+
+def shm_rows(points: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per point of the shm extra; shared-memory rows end with shm / binary ratios
+    (throughput, p50, gateway and worker CPU per request; below 1 = shm costs less)."""
+    rows = []
+    for p in points:
+        base = shm_baseline(points, p)
+        label = SHM_LABELS.get(p["path"], p["path"])
+        if p["throughput"] is None:
+            why = (p.get("note") or "not measured").replace("|", "/")  # a table cell
+            rows.append([p["model"], str(p["concurrency"]), label, f"failed: {why}", *[""] * 11])
+            continue
+        other = p["other_cpu_s"] / p["wall_s"] if p.get("wall_s") else None
+        cells = [
+            p["model"],
+            str(p["concurrency"]),
+            label,
+            num(p["throughput"]),
+            num(p["p50_ms"], 2),
+            num(p["p99_ms"], 2),
+            str(p["errors"]),
+            num(cpu_us(p, "gateway"), 0),
+            num(cpu_us(p, "worker"), 0),
+            num(p["loadgen_cpu_s"] / p["requests"] * 1e6 if p.get("requests") else None, 0),
+            num(other, 2),
+        ]
+        ok = base is not None and base.get("throughput") is not None
+        pairs = [
+            (p["throughput"], base["throughput"] if ok else None),
+            (p["p50_ms"], base["p50_ms"] if ok else None),
+            (cpu_us(p, "gateway"), cpu_us(base, "gateway") if ok else None),
+            (cpu_us(p, "worker"), cpu_us(base, "worker") if ok else None),
+        ]
+        rows.append([*cells, *(times(ratio(a, b)) if base else "" for a, b in pairs)])
+    return rows
+
+
+def shm_section(shm: dict[str, Any]) -> list[str]:
+    header = ["model", "c", "path", "inferences/s", "p50 ms", "p99 ms", "errors"]
+    header += ["gateway µs/req", "worker µs/req", "perf_analyzer µs/req", "other load, cores"]
+    header += ["shm/binary /s", "shm/binary p50", "shm/binary gateway", "shm/binary worker"]
+    return [
+        "## System shared memory vs binary tensors (InferenceHub, perf_analyzer)",
+        "",
+        "Each shared-memory point runs right after its binary baseline on the same protocol "
+        "(`--shared-memory system --output-shared-memory-size "
+        f"{shm.get('output_region_bytes', '?')}`: perf_analyzer puts the input and the output "
+        "in POSIX shm objects it registered, the request names the regions; the gateway never "
+        "touches the bytes, the worker preads the input and pwrites the answer). Same hub, "
+        "same run. *shm/binary*: the shared-memory figure over its baseline's (below 1 = less); "
+        "*perf_analyzer µs/req*: the load generator's own CPU, on the same 2 cores.",
+        "",
+        *table(header, shm_rows(shm["points"])),
+        "",
+    ]
+
+
 def extras(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
+    if shm := results.get("shm"):
+        lines += shm_section(shm)
     if over := results.get("overload"):
         lines += ["## Overload: SqueezeNet, gRPC, 2 s client deadline (built-in generator)", ""]
         header = ["server", "c", "admitted/s", "p50 ms", "p99 ms", "rejected (p50 / p99 ms)"]

@@ -7,8 +7,9 @@ up`, from source), the naive FastAPI + grpc.aio server (bench/naive_server.py) a
 do-nothing grpc.aio floor (bench/floor_server.py) and drives them, point by point, with
 Triton's perf_analyzer (or the built-in generator), charging CPU per request to each
 InferenceHub process (gateway, worker) separately. Adds the issue's extra targets: overload
-with a deadline, the door under load, memory after a batch-64 burst, idle memory, start-up.
-Writes bench/results/<date>-<commit>.md (+ .json) and bench/results/latest.md.
+with a deadline, the door under load, memory after a batch-64 burst, idle memory, start-up,
+and the CNNs through Triton's system shared memory against binary tensors (extra `shm`).
+Writes bench/results/<date>-<commit>.md (+ .json) and, unless --only-extras, latest.md.
 
     python bench/run.py              # full run, ~15 min on 2 cores
     python bench/run.py --quick      # fewer points, 2 s windows (development)
@@ -56,8 +57,18 @@ ORDER = [
 ]
 FLOOR_CONCURRENCY = (1, 64)  # the MLP gRPC points whose gateway budgets the floor informs
 CNNS = ("squeezenet", "resnet50")
-# extra -> the models it needs
-EXTRAS = {"overload": {"squeezenet"}, "door": {"mlp", "resnet50"}, "burst": {"resnet50"}}
+# extra -> the models it needs: all of them, or for ANY_OF extras one at least (each measured)
+EXTRAS = {
+    "overload": {"squeezenet"},
+    "door": {"mlp", "resnet50"},
+    "burst": {"resnet50"},
+    "shm": set(CNNS),
+}
+ANY_OF = {"shm"}
+NAIVE_EXTRAS = {"overload", "door", "burst"}  # extras that measure the naive server too
+# The shm extra: each shared-memory point right after its binary baseline, same protocol
+SHM_PATHS = ("grpc", "grpc-shm", "http", "http-shm")
+SHM_CONCURRENCY = (1, 4)
 
 
 def git(*args: str) -> str:
@@ -136,6 +147,28 @@ def builtin(
     return measure.run_builtin([*args, *more], timeout_s=seconds + 120)
 
 
+def runnable(extra: str, models: set[str]) -> bool:
+    need = EXTRAS[extra]
+    return bool(need & models) if extra in ANY_OF else need <= models
+
+
+def shared_memory(
+    hub: measure.Server, models: list[str], load: measure.Load, scratch: Path
+) -> dict[str, Any]:
+    """The CNNs through Triton's system shared memory (perf_analyzer --shared-memory system:
+    tensors in POSIX shm objects, the requests name regions) against binary tensors in the
+    request (gRPC raw_input_contents, HTTP binary extension), interleaved point by point."""
+    scratch.mkdir(exist_ok=True)
+    points = []
+    for name in models:
+        for c in SHM_CONCURRENCY:
+            for path in SHM_PATHS:
+                point = measure.measure_point(hub, path, MODELS[name], c, load, scratch)
+                points.append(point.as_dict())
+                print(progress(point), flush=True)
+    return {"output_region_bytes": measure.SHM_OUTPUT_BYTES, "points": points}
+
+
 def overload(server: measure.Server, stubs: Path, seconds: float) -> dict[str, Any]:
     """SqueezeNet gRPC with a 2 s deadline: c=16 as the baseline, then c=256."""
     out: dict[str, Any] = {}
@@ -205,7 +238,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-extras", action="store_true", help="skip overload/door/startup")
     parser.add_argument(
         "--only-extras",
-        help="comma list of extras (overload, door): run only those, no per-model points",
+        help="comma list of extras (overload, door, burst, shm): run only those, no per-model "
+        "points",
     )
     parser.add_argument(
         "--hub-layout",
@@ -239,7 +273,8 @@ def main() -> None:
     args = parse_args()
     if args.render:
         saved = json.loads(args.render.read_text())
-        write_report(saved, saved.get("command", "python bench/run.py"), args.out)
+        command = saved.get("command", "python bench/run.py")
+        write_report(saved, command, args.out, latest=not saved["settings"].get("only_extras"))
         return
     command = " ".join(["python bench/run.py", shlex.join(sys.argv[1:])]).strip()
     began = time.monotonic()
@@ -253,6 +288,7 @@ def main() -> None:
     results["settings"] = {
         "models": args.models,
         "concurrency": args.concurrency,
+        "only_extras": sorted(args.only_extras),
         "window_ms": args.window_ms,
         "trials": args.trials,
         "loadgen": "perf_analyzer 2.51.0"
@@ -269,18 +305,22 @@ def main() -> None:
             (repo / name / "model.toml").write_text('tuning = "off"\n')
     once = args.quick or args.no_extras or args.only_extras
     hub, start_times = start_hub(repo, work, 1 if once else 3)
-    naive = start_naive(repo, stubs, work)
-    servers = {"hub": hub, "naive": naive}
+    servers = {"hub": hub}
+    naive = None
+    if not args.only_extras or args.only_extras & NAIVE_EXTRAS:
+        naive = servers["naive"] = start_naive(repo, stubs, work)
     floor = None
     if FLOOR_MODEL in args.models and not args.no_floor:
         floor = servers["floor"] = start_floor(stubs, work)
     try:
-        naive.wait_ready()
+        if naive:
+            naive.wait_ready()
         if floor:
             floor.wait_ready()
         time.sleep(2)
         results["memory"]["hub_idle"] = memory(hub)
-        results["memory"]["naive_idle"] = memory(naive)
+        if naive:
+            results["memory"]["naive_idle"] = memory(naive)
         results["hub_layout"]["tuned"] = tuned_layouts(hub)
         results["startup"] = {"samples_s": start_times, "median_s": statistics.median(start_times)}
         for label, server in servers.items():  # fresh ORT sessions run slow for a few seconds
@@ -305,9 +345,13 @@ def main() -> None:
                     if c not in args.concurrency:
                         run_point("floor", "grpc", name, c)
         extras = args.only_extras or (set() if args.no_extras else set(EXTRAS))
-        extras = {e for e in extras if EXTRAS[e] <= set(args.models)}
+        extras = {e for e in extras if runnable(e, set(args.models))}
         seconds = 4.0 if args.quick else 10.0
         pair = {"hub": hub, "naive": naive}
+        if "shm" in extras:
+            cnns = [m for m in args.models if m in CNNS]
+            results["shm"] = shared_memory(hub, cnns, load, work / "shm")
+            print("shm done", flush=True)
         if "overload" in extras:
             results["overload"] = {k: overload(s, stubs, seconds) for k, s in pair.items()}
             print("overload done", flush=True)
@@ -324,7 +368,7 @@ def main() -> None:
     results["anomalies"] = log_anomalies(work / "hub.log")
     results["duration_s"] = time.monotonic() - began
     shutil.rmtree(repo, ignore_errors=True)  # keep the logs and perf_analyzer CSVs only
-    write_report(results, command, args.out)
+    write_report(results, command, args.out, latest=not args.only_extras)
     print(f"# logs and perf_analyzer CSVs in {work}")
 
 
@@ -428,15 +472,20 @@ def start_naive(repo: Path, stubs: Path, work: Path) -> measure.Server:
     return measure.Server.start("naive", command, work / "naive.log")
 
 
-def write_report(results: dict[str, Any], command: str, out: Path) -> None:
+def write_report(results: dict[str, Any], command: str, out: Path, latest: bool) -> None:
+    """<date>-<commit>.md + .json, and latest.md when `latest`. An extras-only run is
+    <date>-<commit>-<extras>.md and leaves latest.md alone: it must not replace a full report."""
     text = report.render(results, command)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{results['info']['date'][:10]}-{results['info']['commit']}"
+    if only := results["settings"].get("only_extras"):
+        stem += "-" + "-".join(only)
     (out / f"{stem}.md").write_text(text)
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    (out / "latest.md").write_text(text)
-    print(f"# wrote {out / (stem + '.md')} and {out / 'latest.md'}")
+    if latest:
+        (out / "latest.md").write_text(text)
+    print(f"# wrote {out / (stem + '.md')}" + (f" and {out / 'latest.md'}" if latest else ""))
 
 
 if __name__ == "__main__":

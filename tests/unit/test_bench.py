@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import report
 from bench.measure import role_deltas, role_of
-from bench.run import layout_toml
+from bench.run import layout_toml, runnable
 
 
 def test_role_of_names_inferencehub_processes_by_subcommand() -> None:
@@ -99,3 +99,42 @@ def test_the_burst_target_is_the_worker_rss_after_over_before() -> None:
     assert "(579 vs 509 MB; 2 requests)" in burst_row(1.14)
     assert burst_row(1.14).endswith("**met** |")
     assert "**missed**" in burst_row(3.4)
+
+
+def test_shm_rows_compare_each_shared_memory_point_with_its_binary_baseline() -> None:
+    def shm_point(path: str, rate: float | None, gateway: float, worker: float) -> dict:
+        roles = {"gateway": gateway, "worker": worker, "supervisor": 0.0}
+        return point(
+            path=path,
+            model="squeezenet",
+            concurrency=4,
+            throughput=rate,
+            p50_ms=None if rate is None else 400 / rate,
+            p99_ms=9.0,
+            errors=0,
+            server_cpu_by_role=roles,
+            loadgen_cpu_s=0.1,
+            other_cpu_s=0.0,
+            wall_s=10.0,
+        )
+
+    points = [
+        shm_point("grpc", 100.0, 2.0, 10.0),
+        shm_point("grpc-shm", 125.0, 0.5, 9.0),
+        shm_point("http", 110.0, 1.0, 10.0),
+        {**shm_point("http-shm", None, 0, 0), "requests": 0, "note": "rc=1 (x): a | b"},
+    ]
+    assert report.shm_baseline(points, points[1]) is points[0]
+    assert report.shm_baseline(points, points[0]) is None
+    grpc, shm, http, failed = report.shm_rows(points)
+    assert grpc[3:11] == ["100.0", "4.00", "9.00", "0", "2,000", "10,000", "100", "0.00"]
+    assert grpc[11:] == http[11:] == ["", "", "", ""]  # a baseline has no ratios
+    assert shm[11:] == ["1.25", "0.80", "0.25", "0.90"]
+    assert failed[3] == "failed: rc=1 (x): a / b" and len(failed) == len(shm)
+    assert "| 1.25 | 0.80 | 0.25 | 0.90 |" in "\n".join(report.shm_section({"points": points}))
+
+
+def test_the_shm_extra_runs_with_either_cnn_the_others_need_all_their_models() -> None:
+    assert runnable("shm", {"squeezenet"}) and runnable("shm", {"mlp", "resnet50"})
+    assert not runnable("shm", {"mlp"})
+    assert runnable("door", {"mlp", "resnet50"}) and not runnable("door", {"resnet50"})
