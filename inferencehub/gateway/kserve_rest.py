@@ -157,7 +157,10 @@ def infer_response(
             "shape": list(tensor.shape),
         }
         if tensor.HasField("shared_memory"):
-            entry["parameters"] = codec.region_parameters(tensor.shared_memory)
+            # Written into the client's region: name, datatype and shape only, as Triton's HTTP
+            # server answers (its C++ client, perf_analyzer's, reads binary_data_size from any
+            # output that has parameters).
+            pass
         elif binary_outputs.get(tensor.name, binary_default):
             entry["parameters"] = {"binary_data_size": len(tensor.contents)}
             chunks.append(tensor.contents)

@@ -54,9 +54,20 @@ def perf_analyzer() -> tuple[Path, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "batch"), [("http", 1), ("grpc", 1), ("http", 8), ("grpc", 8)]
+    ("protocol", "batch", "memory"),
+    [
+        ("http", 1, "none"),
+        ("grpc", 1, "none"),
+        ("http", 8, "none"),
+        ("grpc", 8, "none"),
+        # Inputs and outputs in system shared memory (the regions perf_analyzer registers).
+        ("http", 8, "system"),
+        ("grpc", 8, "system"),
+    ],
 )
-def test_perf_analyzer_runs_clean(hub: Hub, tmp_path: Path, protocol: str, batch: int) -> None:
+def test_perf_analyzer_runs_clean(
+    hub: Hub, tmp_path: Path, protocol: str, batch: int, memory: str
+) -> None:
     binary, env = perf_analyzer()
     url = hub.http_url.split("://", 1)[1] if protocol == "http" else hub.grpc_target
     report = tmp_path / "report.csv"
@@ -82,6 +93,8 @@ def test_perf_analyzer_runs_clean(hub: Hub, tmp_path: Path, protocol: str, batch
         str(INPUT_DATA),
         "-f",
         str(report),
+        "--shared-memory",
+        memory,
     ]
     try:
         done = subprocess.run(
