@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 
 from inferencehub.client import (
     ClassScore,
@@ -19,7 +18,9 @@ from inferencehub.client import (
     ServerUnreachableError,
     canary_request,
 )
+from inferencehub.errors import InvalidRequestError
 from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
+from inferencehub.protocol.routing_codec import routing_body, routing_request
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -93,20 +94,11 @@ class GrpcClient:
         shadow: Mapping[str, Any] | None = None,
         canary: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        routing = pb.RoutingPolicy(
-            weights=dict(split or {}), labels=dict(labels or {}), sticky=sticky
-        )
-        if shadow is not None:
-            routing.shadow.version = str(shadow["version"])
-            routing.shadow.fraction = float(shadow["fraction"])
-        if canary is not None:
-            try:
-                json_format.ParseDict(
-                    {k: v for k, v in canary.items() if k != "percent"}, routing.canary
-                )
-            except json_format.ParseError as exc:
-                raise ClientError("INVALID_ARGUMENT", f"canary: {exc}") from None
-        request = pb.SetRoutingRequest(name=name, routing=routing, reset=reset)
+        body = routing_body(split, labels, sticky, reset, shadow, canary)
+        try:
+            request = routing_request(name, body)
+        except InvalidRequestError as exc:
+            raise ClientError("INVALID_ARGUMENT", exc.message) from None
         return model_to_json(self._call(self._stub.SetRouting, request))
 
     def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from inferencehub.protocol.routing_codec import routing_body
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -203,15 +205,7 @@ class HttpClient:
         `shadow` is {"version", "fraction"}; `canary` a running rollout to keep (as the model's
         metadata shows it) or a new one (see start_canary).
         """
-        body: dict[str, Any] = (
-            {"reset": True}
-            if reset
-            else {"split": dict(split or {}), "labels": dict(labels or {}), "sticky": sticky}
-        )
-        if shadow is not None:
-            body["shadow"] = dict(shadow)
-        if canary is not None:
-            body["canary"] = dict(canary)
+        body = routing_body(split, labels, sticky, reset, shadow, canary)
         return dict(self._request("PUT", f"/v1/models/{name}/routing", json=body))
 
     def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailable
 from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
+from inferencehub.gateway.request_metrics import RequestMetrics
 from inferencehub.gateway.shared_memory import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_REGION_BYTES,
@@ -29,9 +30,6 @@ from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.protocol.validation import SignatureCheck, resolve_version
 from inferencehub.v1 import inference_pb2 as pb
-
-if TYPE_CHECKING:
-    from inferencehub.gateway.observe import RequestMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +53,7 @@ class DataPlane:
         default_timeout_s: float,
         max_in_flight: int = 1024,
         regions: RegionRegistry | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self._worker = worker
         self.regions = regions or RegionRegistry(
@@ -64,7 +63,7 @@ class DataPlane:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self.traffic_stats = TrafficStats()
-        self.metrics: RequestMetrics | None = None  # set by the Observer that exports them
+        self.metrics = metrics  # exported by the Observer, from the same registry
         self._shadows: set[asyncio.Task[None]] = set()
         # Signatures compiled per version, valid while the cached ModelInfo is the same object
         # (the worker client replaces it when the signatures are refreshed).

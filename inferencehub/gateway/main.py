@@ -23,6 +23,7 @@ from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.pool import WorkerPool
+from inferencehub.gateway.request_metrics import RequestMetrics, metrics_registry
 from inferencehub.gateway.rest import create_app
 from inferencehub.gateway.shared_memory import RegionRegistry
 from inferencehub.gateway.worker_client import GrpcWorkerClient
@@ -135,7 +136,10 @@ async def run_gateway(
         notify(notify_fd, "error", message=str(exc))
         raise ConfigError(str(exc)) from None
     regions = RegionRegistry(s.shm_max_regions, s.shm_max_bytes, s.max_request_bytes)
-    dataplane = DataPlane(worker, s.request_timeout_s, s.max_in_flight, regions)
+    registry = metrics_registry()
+    dataplane = DataPlane(
+        worker, s.request_timeout_s, s.max_in_flight, regions, RequestMetrics(registry)
+    )
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(
         KeyStore(settings.data_dir, s.api_keys_file) if settings.data_dir else None,
@@ -166,7 +170,7 @@ async def run_gateway(
             create_app(
                 dataplane,
                 s.max_request_bytes,
-                Observer(dataplane, authenticator, state_file),
+                Observer(dataplane, registry, authenticator, state_file),
                 authenticator,
             ),
             log_config=None,

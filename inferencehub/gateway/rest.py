@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import orjson
-from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,6 +34,7 @@ from inferencehub.protocol.json_codec import (
     tensor_from_json,
     traffic_to_json,
 )
+from inferencehub.protocol.routing_codec import routing_request
 from inferencehub.protocol.tensors import encode_bytes_elements
 from inferencehub.v1 import inference_pb2 as pb
 
@@ -147,58 +147,11 @@ def create_app(
 
 
 def _routing_request(name: str, body: bytes) -> pb.SetRoutingRequest:
-    """{"split": {"1": 90, "2": 10}, "labels": {"canary": "2"}, "sticky": true} or {"reset": true}.
-
-    Raises:
-        InvalidRequestError: not that shape.
-    """
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None
-    if not isinstance(payload, dict):
-        raise InvalidRequestError(
-            'routing body must be JSON like {"split": {"1": 90, "2": 10}, "labels": '
-            '{"canary": "2"}, "sticky": true} or {"reset": true}'
-        )
-    if payload.get("reset") is True:
-        return pb.SetRoutingRequest(name=name, reset=True)
-    split, labels = payload.get("split", {}), payload.get("labels", {})
-    if not isinstance(split, dict) or not all(
-        isinstance(w, int | float) and not isinstance(w, bool) for w in split.values()
-    ):
-        raise InvalidRequestError("'split' must map version numbers to numeric weights")
-    if not isinstance(labels, dict) or not all(isinstance(v, str | int) for v in labels.values()):
-        raise InvalidRequestError("'labels' must map names to version numbers")
-    routing = pb.RoutingPolicy(
-        weights={str(k): float(w) for k, w in split.items()},
-        labels={str(k): str(v) for k, v in labels.items()},
-        sticky=payload.get("sticky", True) is not False,
-    )
-    shadow = payload.get("shadow")
-    if shadow is not None:
-        if (
-            not isinstance(shadow, dict)
-            or not isinstance(shadow.get("version"), str | int)
-            or not isinstance(shadow.get("fraction"), int | float)
-        ):
-            raise InvalidRequestError('\'shadow\' must be like {"version": "3", "fraction": 0.05}')
-        routing.shadow.version = str(shadow["version"])
-        routing.shadow.fraction = float(shadow["fraction"])
-    rollout = payload.get("canary")
-    if rollout is not None:
-        if not isinstance(rollout, dict):
-            raise InvalidRequestError("'canary' must be an object")
-        try:
-            json_format.ParseDict(
-                {k: v for k, v in rollout.items() if k != "percent"}, routing.canary
-            )
-        except json_format.ParseError as exc:
-            raise InvalidRequestError(
-                f'\'canary\': {exc}; expected like {{"version": "2", "ramp": [5, 25, 50, '
-                f'100], "every_s": 120, "max_error_rate": 0.01, "max_p99_ratio": 1.5}}'
-            ) from None
-    return pb.SetRoutingRequest(name=name, routing=routing)
+    return routing_request(name, payload)
 
 
 def _json_predict_request(body: bytes, name: str, version: str) -> pb.PredictRequest:
