@@ -1,4 +1,8 @@
-"""The gRPC transport of the client SDK (inferencehub.v1 over the generated stubs)."""
+"""The gRPC transport of the client SDK (inferencehub.v1 over the generated stubs).
+
+Loaded by `connect()` only for grpc:// URLs; it imports the shared types, never the package
+`inferencehub.client` itself, so there is no cycle to hide behind that lazy import.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from urllib.parse import urlsplit
 import grpc
 import numpy as np
 
-from inferencehub.client import (
+from inferencehub.client.types import (
     ClassScore,
     ClientError,
     PredictResult,
     ServerUnreachableError,
     canary_request,
+    image_bytes,
 )
 from inferencehub.errors import InvalidRequestError
 from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
@@ -131,7 +136,7 @@ class GrpcClient:
         return self._predict(request)
 
     def predict_image(self, model: str, image: bytes | Path, version: str = "") -> PredictResult:
-        data = image.read_bytes() if isinstance(image, Path) else image
+        data = image_bytes(image)
         input_name = self._image_input(model, version)
         image_tensor = pb.Tensor(
             name=input_name, datatype="BYTES", shape=[1], contents=encode_bytes_elements([data])

@@ -1,134 +1,26 @@
-"""The InferenceHub client SDK: the same calls over HTTP (/v1) or gRPC (inferencehub.v1).
-
-from inferencehub.client import connect
-with connect("http://127.0.0.1:8000") as hub:
-    result = hub.predict_image("efficientnet", Path("cat.jpg"))
-    print(result.classifications[0][0].label)
-"""
+"""The HTTP transport of the client SDK: the /v1 convenience API (tensors as JSON) over httpx."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 import numpy as np
 
+from inferencehub.client.types import (
+    DEFAULT_TIMEOUT_S,
+    ClassScore,
+    ClientError,
+    PredictResult,
+    ServerUnreachableError,
+    canary_request,
+    image_bytes,
+)
+from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
 from inferencehub.protocol.routing_codec import routing_body
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_TIMEOUT_S = 60.0
-
-
-class ClientError(Exception):
-    """The server refused or failed a call; `status` is the HTTP code or gRPC status name."""
-
-    def __init__(self, status: int | str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class ServerUnreachableError(ClientError):
-    """No server answered at the URL."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClassScore:
-    index: int
-    label: str
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class PredictResult:
-    model_name: str
-    version: str
-    request_id: str
-    outputs: dict[str, np.ndarray]
-    classifications: list[list[ClassScore]]
-    timing: dict[str, float]
-    latency_ms: float = field(default=0.0)
-
-
-class Client(Protocol):
-    """What both transports offer; the CLI is written against this."""
-
-    def ready(self) -> bool: ...
-    def models(self) -> list[dict[str, Any]]: ...
-    def model(self, name: str) -> dict[str, Any]: ...
-    def predict(
-        self,
-        model: str,
-        inputs: Mapping[str, np.ndarray],
-        version: str = "",
-        outputs: Sequence[str] = (),
-    ) -> PredictResult: ...
-    def predict_image(
-        self, model: str, image: bytes | Path, version: str = ""
-    ) -> PredictResult: ...
-    def load_model(self, name: str) -> None: ...
-    def set_routing(
-        self,
-        name: str,
-        split: Mapping[str, float] | None = None,
-        labels: Mapping[str, str] | None = None,
-        sticky: bool = True,
-        reset: bool = False,
-        shadow: Mapping[str, Any] | None = None,
-        canary: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]: ...
-    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]: ...
-    def traffic(self, name: str = "") -> list[dict[str, Any]]: ...
-    def served_counts(self, name: str) -> dict[str, int]: ...
-    def unload_model(self, name: str) -> None: ...
-    def close(self) -> None: ...
-    def __enter__(self) -> Client: ...
-    def __exit__(self, *exc: object) -> None: ...
-
-
-def connect(
-    url: str = DEFAULT_URL, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-) -> Client:
-    """A client for `url`: http(s)://host:port for HTTP, grpc://host:port for gRPC."""
-    scheme = urlsplit(url).scheme
-    if scheme == "grpc":
-        from inferencehub._grpc_client import GrpcClient  # lazy: HTTP users skip grpc
-
-        return GrpcClient(url, api_key=api_key, timeout_s=timeout_s)
-    if scheme in ("http", "https"):
-        return HttpClient(url, api_key=api_key, timeout_s=timeout_s)
-    raise ValueError(f"unsupported URL {url!r}; use http://host:port or grpc://host:port")
-
-
-def canary_request(
-    version: str,
-    *,
-    ramp: Sequence[float] = (5, 25, 50, 100),
-    every_s: float = 120.0,
-    max_error_rate: float = 0.01,
-    max_p99_ratio: float = 1.5,
-    min_requests: int = 20,
-    baseline: str = "",
-) -> dict[str, Any]:
-    """A new automatic rollout of `version` (baseline "" = the stable label, else the default)."""
-    return {
-        "version": version,
-        "baseline": baseline,
-        "ramp": list(ramp),
-        "every_s": every_s,
-        "max_error_rate": max_error_rate,
-        "max_p99_ratio": max_p99_ratio,
-        "min_requests": min_requests,
-    }
-
-
-def _image_bytes(image: bytes | Path) -> bytes:
-    return image.read_bytes() if isinstance(image, Path) else image
 
 
 class HttpClient:
@@ -236,8 +128,6 @@ class HttpClient:
         version: str = "",
         outputs: Sequence[str] = (),
     ) -> PredictResult:
-        from inferencehub.protocol.datatypes import datatype_of
-
         body = {
             "inputs": [
                 {
@@ -261,15 +151,13 @@ class HttpClient:
         reply = self._request(
             "POST",
             self._path(model, version),
-            content=_image_bytes(image),
+            content=image_bytes(image),
             headers={"content-type": "application/octet-stream"},
         )
         return _result_from_json(reply, (time.perf_counter() - started) * 1e3)
 
 
 def _result_from_json(reply: dict[str, Any], latency_ms: float) -> PredictResult:
-    from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE
-
     outputs = {}
     for item in reply["outputs"]:
         if item["datatype"] == BYTES:
