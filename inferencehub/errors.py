@@ -96,6 +96,13 @@ class PermissionDeniedError(HubError):
     code = ErrorCode.PERMISSION_DENIED
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, short enough for a status field or a log line (ONNX
+    Runtime's messages run to pages)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
 ERRORS_BY_CODE: dict[ErrorCode, type[HubError]] = {
     ErrorCode.INVALID_ARGUMENT: InvalidRequestError,
     ErrorCode.NOT_FOUND: ModelNotFoundError,

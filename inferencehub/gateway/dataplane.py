@@ -28,7 +28,8 @@ from inferencehub.gateway.shared_memory import (
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
-from inferencehub.protocol.validation import SignatureCheck, resolve_version
+from inferencehub.protocol.routing import resolve_version
+from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError
 from inferencehub.gateway.auth import Authenticator
-from inferencehub.gateway.canary import CanaryController
+from inferencehub.gateway.canary_controller import CanaryController
 from inferencehub.gateway.dataplane import DataPlane
 from inferencehub.gateway.grpc_server import build_grpc_server
 from inferencehub.gateway.observe import Observer

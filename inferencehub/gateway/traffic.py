@@ -18,6 +18,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from inferencehub.protocol.routing import version_order
 from inferencehub.v1 import inference_pb2 as pb
 
 _PER_DECADE = 20
@@ -139,7 +140,7 @@ class TrafficStats:
                 model, version, c, (queue_depths or {}).get((model, version), 0), snapshots
             )
             for (model, version), c in sorted(
-                self._versions.items(), key=lambda i: (i[0][0], _version_order(i[0][1]))
+                self._versions.items(), key=lambda i: (i[0][0], version_order(i[0][1]))
             )
             if not name or model == name
         ]
@@ -175,7 +176,3 @@ class TrafficStats:
             queue_depth=queue_depth,
             requests_history=[0] * (HISTORY_S - len(history)) + history,
         )
-
-
-def _version_order(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (0, version)

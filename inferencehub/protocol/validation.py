@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections.abc import Sequence
 
-from inferencehub.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from inferencehub.errors import InvalidRequestError, ModelNotFoundError
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE
 from inferencehub.protocol.tensors import element_count
 from inferencehub.v1 import inference_pb2 as pb
@@ -21,60 +19,6 @@ def describe_signature(version: pb.ModelVersion) -> str:
             text += " (or BYTES [N]: encoded images)"
         parts.append(text)
     return ", ".join(parts) or "no inputs"
-
-
-def pick_version(routing: pb.RoutingPolicy, routing_key: str, model_name: str) -> str:
-    """A version from the weighted split: by hash of the routing key when sticky, else random.
-
-    The same key and split always give the same version; a key's position on [0, 1) does not
-    depend on the other versions, so growing a canary moves only the keys that must move.
-    """
-    weights = sorted(((v, w) for v, w in routing.weights.items() if w > 0), key=lambda i: int(i[0]))
-    total = sum(w for _, w in weights)
-    if routing.sticky and routing_key:
-        digest = hashlib.sha256(f"{model_name}\0{routing_key}".encode()).digest()
-        point = int.from_bytes(digest[:8], "big") / 2**64 * total
-    else:
-        point = random.random() * total  # noqa: S311 - traffic splitting, not security
-    for version, weight in weights:
-        if point < weight:
-            return version
-        point -= weight
-    return weights[-1][0]
-
-
-def resolve_version(model: pb.ModelInfo, requested: str, routing_key: str = "") -> pb.ModelVersion:
-    """Pick the version a request names: a number, a label, or "" (the routing policy).
-
-    Raises:
-        ModelNotFoundError: no such version; the message names those that exist.
-        ModelNotReadyError: the version exists but failed to load.
-    """
-    wanted = model.routing.labels.get(requested, requested)
-    if not wanted and any(w > 0 for w in model.routing.weights.values()):
-        wanted = pick_version(model.routing, routing_key, model.name)
-    wanted = wanted or model.default_version
-    if not wanted:
-        reasons = "; ".join(f"version {v.version}: {v.error}" for v in model.versions)
-        raise ModelNotReadyError(f"model '{model.name}' failed to load ({reasons})")
-    for version in model.versions:
-        if version.version == wanted:
-            if version.state == pb.ModelVersion.UNLOADED:
-                raise ModelNotReadyError(
-                    f"model '{model.name}' is unloaded; load it with "
-                    f"POST /v2/repository/models/{model.name}/load"
-                )
-            if version.state != pb.ModelVersion.READY:
-                raise ModelNotReadyError(
-                    f"model '{model.name}' version {wanted} failed to load: {version.error}"
-                )
-            return version
-    existing = ", ".join(v.version for v in model.versions) or "none"
-    if model.routing.labels:
-        existing += f" (labels: {', '.join(sorted(model.routing.labels))})"
-    raise ModelNotFoundError(
-        f"model '{model.name}' has no version '{wanted}'; versions: {existing}"
-    )
 
 
 def missing_model_error(name: str, known: Sequence[str]) -> ModelNotFoundError:

@@ -9,18 +9,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from inferencehub.config import WorkerSettings
 from inferencehub.errors import (
     HubError,
-    InvalidRequestError,
     ModelNotFoundError,
     PolicyChangedError,
+    first_line,
 )
-from inferencehub.protocol import canary
-from inferencehub.protocol.validation import missing_model_error, resolve_version
-from inferencehub.runtime import usable_cores, write_private_atomically
+from inferencehub.protocol import routing
+from inferencehub.protocol.routing import resolve_version, version_order
+from inferencehub.protocol.validation import missing_model_error
+from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.golden import check_golden
 from inferencehub.worker.layout import LayoutPlanner
@@ -34,6 +33,7 @@ from inferencehub.worker.repository import (
     scan_model,
     scan_repository,
 )
+from inferencehub.worker.routing import RoutingStore, adopted, default_version, policy_from, usable
 from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ModelRegistry:
         self._root = root
         self._layouts = LayoutPlanner(settings, tuning_dir)
         self._only = only  # this worker's placement: the models it hosts (None: all)
-        self._routing_dir = routing_dir
+        self._routing = RoutingStore(routing_dir)
         self._settings = settings
         self._executor = ThreadPoolExecutor(
             max_workers=pool_size(settings), thread_name_prefix="inference"
@@ -184,8 +184,8 @@ class ModelRegistry:
                             version=v.version, state=pb.ModelVersion.FAILED, error=result
                         )
                     )
-            info.default_version = _default_version(entry, info)
-            info.routing.CopyFrom(_routing(entry, info, self._saved_routing(entry.name)))
+            info.default_version = default_version(entry, info)
+            info.routing.CopyFrom(self._routing.live(entry, info))
             self._models[entry.name] = schedulers
             self._infos[entry.name] = info
             for scheduler in retired:
@@ -217,22 +217,19 @@ class ModelRegistry:
                 raise PolicyChangedError(
                     f"the routing of '{request.name}' changed meanwhile; not applied"
                 )
-            path = self._routing_file(request.name)
             if request.reset:
-                if path is not None:
-                    path.unlink(missing_ok=True)
+                self._routing.forget(request.name)
                 entry = scan_model(self._root / request.name)
                 config = entry.config.routing if entry is not None else RoutingConfig()
-                routing = _usable(_policy_from(config), _ready(info), request.name)
+                policy = usable(policy_from(config), info)
             else:
-                routing = _prepare_routing(info, request.routing)
-                if path is not None:
-                    write_private_atomically(path, json_format.MessageToJson(routing))
-            return self._adopt(info, routing)
+                policy = routing.prepare(info, request.routing, int(time.time() * 1000))
+                self._routing.save(request.name, policy)
+            return self._adopt(info, policy)
 
     @property
     def routing_dir(self) -> Path | None:
-        return self._routing_dir
+        return self._routing.directory
 
     async def follow_saved_routing(self, name: str) -> None:
         """Adopt a routing file another worker sharing this data dir wrote (or removed): pods
@@ -242,32 +239,14 @@ class ModelRegistry:
             entry = scan_model(self._root / name) if info is not None else None
             if info is None or entry is None:
                 return
-            routing = _routing(entry, info, self._saved_routing(name))
-            if routing != info.routing:  # else our own write, or no change to the policy
-                self._adopt(info, routing, f" (changed in {self._routing_dir})")
+            policy = self._routing.live(entry, info)
+            if policy != info.routing:  # else our own write, or no change to the policy
+                self._adopt(info, policy, f" (changed in {self._routing.directory})")
 
-    def _adopt(self, info: pb.ModelInfo, routing: pb.RoutingPolicy, why: str = "") -> pb.ModelInfo:
+    def _adopt(self, info: pb.ModelInfo, policy: pb.RoutingPolicy, why: str = "") -> pb.ModelInfo:
         """Serve the model with this routing from now on (the caller holds the lock)."""
-        updated = pb.ModelInfo()
-        updated.CopyFrom(info)
-        updated.routing.CopyFrom(routing)
-        self._infos[info.name] = updated
-        policy = json_format.MessageToDict(routing) or "default"
-        logger.info("routing of %s is now %s%s", info.name, policy, why)
+        updated = self._infos[info.name] = adopted(info, policy, why)
         return updated
-
-    def _routing_file(self, name: str) -> Path | None:
-        return None if self._routing_dir is None else self._routing_dir / f"{name}.json"
-
-    def _saved_routing(self, name: str) -> pb.RoutingPolicy | None:
-        path = self._routing_file(name)
-        if path is None or not path.is_file():
-            return None
-        try:
-            return json_format.Parse(path.read_text(), pb.RoutingPolicy())
-        except (OSError, json_format.ParseError) as exc:
-            logger.error("ignoring the saved routing of %s: %s", name, exc)
-            return None
 
     async def forget_model(self, name: str) -> None:
         """The model's folder is gone: drain and drop it from the listing."""
@@ -314,7 +293,7 @@ class ModelRegistry:
                 except HubError as exc:
                     results[v.version] = exc.message
                 except Exception as exc:  # ORT raises many types for broken files
-                    results[v.version] = f"cannot load {v.path.name}: {_first_line(exc)}"
+                    results[v.version] = f"cannot load {v.path.name}: {first_line(exc)}"
             result = results[v.version]
             if isinstance(result, OnnxModel):
                 logger.info("loaded %s version %s (%s)", entry.name, v.version, result.provider)
@@ -363,7 +342,7 @@ class ModelRegistry:
             return [_statistics(self.get(name, version), name, version)]
         self.model_info(name)
         loaded = self._models.get(name, {})
-        return [_statistics(loaded[v], name, v) for v in sorted(loaded, key=int)]
+        return [_statistics(loaded[v], name, v) for v in sorted(loaded, key=version_order)]
 
     async def close(self) -> None:
         """Finish queued requests, then stop the pool."""
@@ -377,120 +356,3 @@ def _statistics(scheduler: ModelScheduler, name: str, version: str) -> pb.Versio
     stats = scheduler.model.stats.to_proto(name, version)
     stats.queue_depth = scheduler.queue_depth
     return stats
-
-
-def _default_version(entry: ModelEntry, info: pb.ModelInfo) -> str:
-    ready = [v.version for v in info.versions if v.state == pb.ModelVersion.READY]
-    pinned = entry.config.default_version
-    if pinned is not None:
-        if str(pinned) not in ready:
-            logger.error(
-                "%s: model.toml default_version %s is not a loaded version (%s)",
-                entry.name,
-                pinned,
-                ", ".join(ready) or "none",
-            )
-        return str(pinned)  # requests without a version then get an error naming the versions
-    return max(ready, key=int) if ready else ""
-
-
-def _routing(
-    entry: ModelEntry, info: pb.ModelInfo, saved: pb.RoutingPolicy | None
-) -> pb.RoutingPolicy:
-    """The live policy set with SetRouting if any, else model.toml's, without what cannot
-    serve now."""
-    if saved is None:
-        return _usable(_policy_from(entry.config.routing), _ready(info), entry.name)
-    routing = pb.RoutingPolicy()
-    routing.CopyFrom(saved)
-    return _usable(routing, _ready(info), entry.name)
-
-
-def _policy_from(config: RoutingConfig) -> pb.RoutingPolicy:
-    """model.toml's [routing] as a policy."""
-    policy = pb.RoutingPolicy(
-        labels={label: str(v) for label, v in config.labels.items()},
-        weights={str(int(version)): weight for version, weight in config.split.items()},
-        sticky=config.sticky,
-    )
-    if config.shadow is not None:
-        policy.shadow.version = str(config.shadow.version)
-        policy.shadow.fraction = config.shadow.fraction
-    return policy
-
-
-def _usable(policy: pb.RoutingPolicy, ready: set[str], name: str) -> pb.RoutingPolicy:
-    """Drop (and log) weights and a shadow naming versions that cannot serve; a split with no
-    usable weight left means the default version."""
-    had_split = bool(policy.weights)
-    for version, weight in list(policy.weights.items()):
-        if version not in ready or weight < 0:
-            logger.error(
-                "%s: split weight for version %s ignored (not a ready version, or negative)",
-                name,
-                version,
-            )
-            del policy.weights[version]
-    if had_split and not any(policy.weights.values()):
-        logger.error("%s: no usable split weight; serving the default version", name)
-        policy.ClearField("weights")
-    if policy.HasField("shadow") and policy.shadow.version not in ready:
-        logger.error("%s: shadow version %s is not ready; no shadow", name, policy.shadow.version)
-        policy.ClearField("shadow")
-    return policy
-
-
-def _prepare_routing(info: pb.ModelInfo, requested: pb.RoutingPolicy) -> pb.RoutingPolicy:
-    """Check a requested policy; a new canary becomes its first step over the current policy.
-
-    Raises:
-        InvalidRequestError: names what is wrong; nothing changes.
-    """
-    ready = _ready(info)
-    routing = pb.RoutingPolicy()
-    routing.CopyFrom(requested)
-    if routing.HasField("canary") and routing.canary.state == pb.Canary.STATE_UNSPECIFIED:
-        rollout = pb.RoutingPolicy()
-        rollout.CopyFrom(info.routing)
-        rollout.canary.CopyFrom(routing.canary)
-        rollout.canary.baseline = (
-            rollout.canary.baseline or info.routing.labels.get("stable", "") or info.default_version
-        )
-        canary.check(rollout.canary, ready)
-        routing = canary.start(rollout, int(time.time() * 1000))
-    elif routing.canary.state == pb.Canary.RUNNING:
-        canary.check(routing.canary, ready)
-    _check_routing(ready, routing)
-    return routing
-
-
-def _check_routing(ready: set[str], routing: pb.RoutingPolicy) -> None:
-    named = {
-        **{f"weight of version {v}": v for v in routing.weights},
-        **{f"label '{k}'": v for k, v in routing.labels.items()},
-    }
-    if routing.HasField("shadow"):
-        named["shadow"] = routing.shadow.version
-    for what, version in named.items():
-        if version not in ready:
-            raise InvalidRequestError(
-                f"{what} names version {version!r}, which is not ready; ready versions: "
-                f"{', '.join(sorted(ready, key=int)) or 'none'}"
-            )
-    if any(w < 0 for w in routing.weights.values()):
-        raise InvalidRequestError("split weights must not be negative")
-    if routing.weights and not any(routing.weights.values()):
-        raise InvalidRequestError("a split needs at least one positive weight")
-    if routing.HasField("shadow") and not 0 < routing.shadow.fraction <= 1:
-        raise InvalidRequestError(
-            f"shadow fraction must be in (0, 1], got {routing.shadow.fraction:g}"
-        )
-
-
-def _ready(info: pb.ModelInfo) -> set[str]:
-    return {v.version for v in info.versions if v.state == pb.ModelVersion.READY}
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

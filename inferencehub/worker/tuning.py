@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inferencehub.errors import first_line
 from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.memory import release_free_memory, rss_mb
@@ -256,7 +257,7 @@ def tune(
     try:
         opened = [open_session(layouts[0].threads) for _ in range(layouts[0].instances)]
     except Exception as exc:  # the load itself reports it
-        return default_layout(constraints, f"not tuned: {_first_line(exc)}")
+        return default_layout(constraints, f"not tuned: {first_line(exc)}")
     release_free_memory()  # what building the session left behind is not what it keeps
     session_mb = max(0.0, rss_mb() - before_mb) / len(opened)
     inputs, batchable = _inputs(opened[0])
@@ -276,7 +277,7 @@ def tune(
         time_trial(opened, feeds, 1, budget_s * WARM_SHARE, clock)
     except Exception as exc:  # ONNX Runtime raises many types; zeros need not be valid input
         return default_layout(
-            constraints, f"not tuned: the model failed on synthetic input: {_first_line(exc)}"
+            constraints, f"not tuned: the model failed on synthetic input: {first_line(exc)}"
         )
     # Interference only ever slows a trial down, so with room for every layout's sessions at
     # once each is timed twice, in A B .. B A order, and keeps its better time: one busy
@@ -325,7 +326,7 @@ def tune(
                 break
     except Exception as exc:  # ONNX Runtime raises many types; zeros need not be valid input
         return default_layout(
-            constraints, f"not tuned: the model failed on synthetic input: {_first_line(exc)}"
+            constraints, f"not tuned: the model failed on synthetic input: {first_line(exc)}"
         )
 
     # No larger batch measured within the budget: keep the untuned default (no cap).
@@ -351,8 +352,3 @@ def tune(
         clock() - began,
         session_mb,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

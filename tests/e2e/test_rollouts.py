@@ -122,8 +122,15 @@ def test_shadow_answers_are_recorded_never_returned(tmp_path: Path) -> None:
         assert all(r.status_code == 200 for r in replies)
         assert {r.headers["x-model-version"] for r in replies} == {"1"}
         assert all(r.json()["outputs"][0]["data"] == [1, 1, 1, 1] for r in replies)
-        wait_for(lambda: traffic(hub)["2"]["shadow_requests"] >= 25, 10, "shadow requests")
+
+        # At most 4 shadows run at once; on a loaded box more of the 30 are dropped, not lost.
+        def accounted(version: str) -> int:
+            shown = traffic(hub)[version]
+            return shown["shadow_requests"] + shown["shadow_dropped"]
+
+        wait_for(lambda: accounted("2") == 30, 20, "every shadow run or dropped")
         seen = traffic(hub)
+        assert seen["2"]["shadow_requests"] >= 1
         assert seen["1"]["requests"] == 30 and seen["1"]["errors"] == 0
         assert seen["2"]["requests"] == 0  # shadows are not traffic of their own version
         # Every shadow that ran gave other numbers (x2): each is counted as a mismatch.
@@ -136,9 +143,7 @@ def test_shadow_answers_are_recorded_never_returned(tmp_path: Path) -> None:
             results = [hub_grpc.predict("m", {"x": np.ones((1, 4), np.float32)}) for _ in range(20)]
             assert {r.version for r in results} == {"1"}
             assert all(r.outputs["y"].tolist() == [[1, 1, 1, 1]] for r in results)
-            wait_for(
-                lambda: traffic(hub)["3"]["shadow_errors"] >= 15, 10, "failing shadow recorded"
-            )
+            wait_for(lambda: accounted("3") == 20, 20, "every failing shadow run or dropped")
             by_grpc = {t["version"]: t for t in hub_grpc.traffic("m")}
         assert by_grpc["3"]["shadow_errors"] == by_grpc["3"]["shadow_requests"]
         assert by_grpc["1"]["errors"] == 0

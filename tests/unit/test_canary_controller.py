@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from inferencehub.gateway.canary import CanaryController
+from inferencehub.gateway.canary_controller import CanaryController
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.protocol import canary

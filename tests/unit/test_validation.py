@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from inferencehub.errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from inferencehub.protocol.routing import resolve_version
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy
-from inferencehub.protocol.validation import resolve_version, validate_predict
+from inferencehub.protocol.validation import validate_predict
 from inferencehub.v1 import inference_pb2 as pb
 
 V1 = pb.ModelVersion(
