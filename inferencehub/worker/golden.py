@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -23,9 +23,7 @@ from inferencehub.errors import ConfigError
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.repository import GoldenConfig
-
-if TYPE_CHECKING:
-    from inferencehub.worker.onnx_model import OnnxModel
+from inferencehub.worker.signature import synthetic_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +31,21 @@ GOLDEN_DIR = "golden"
 INPUT_PREFIX = "input."
 OUTPUT_PREFIX = "output."
 TOLERANCE_KEYS = ("rtol", "atol")
+
+
+class GatedVersion(Protocol):
+    """What the gate needs of a freshly built version (OnnxModel is one); a protocol, so that
+    this module does not import onnx_model, which imports it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def inputs(self) -> Sequence[pb.TensorSpec]: ...
+    @property
+    def outputs(self) -> Sequence[pb.TensorSpec]: ...
+    @property
+    def info(self) -> pb.ModelVersion: ...
+    def run_feeds(self, instance: int, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,18 +216,7 @@ def _strings(array: np.ndarray) -> np.ndarray:
     return np.array(flat, dtype=object).reshape(array.shape)
 
 
-def synthetic_feeds(inputs: Sequence[pb.TensorSpec]) -> dict[str, np.ndarray] | None:
-    """Zeros for every input with dynamic dims as 1; None when an input takes strings or a type
-    numpy cannot build (no meaningful synthetic value: warm-up is skipped)."""
-    if any(s.datatype not in NUMPY_BY_DATATYPE for s in inputs):
-        return None
-    return {
-        s.name: np.zeros([d if d >= 0 else 1 for d in s.shape], dtype=NUMPY_BY_DATATYPE[s.datatype])
-        for s in inputs
-    }
-
-
-def check_golden(model: OnnxModel, version_dir: Path, config: GoldenConfig) -> str | None:
+def check_golden(model: GatedVersion, version_dir: Path, config: GoldenConfig) -> str | None:
     """Gate a freshly built version: its golden files must match on every session; without any,
     warm it with synthetic input. Blocking (call it on the pool).
 
@@ -255,7 +257,7 @@ def check_golden(model: OnnxModel, version_dir: Path, config: GoldenConfig) -> s
     return None
 
 
-def warm_up(model: OnnxModel) -> None:
+def warm_up(model: GatedVersion) -> None:
     """Run one synthetic input on every session; a failure is logged, never fatal."""
     feeds = synthetic_feeds(model.inputs)
     if feeds is None:

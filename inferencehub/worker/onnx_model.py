@@ -12,19 +12,19 @@ import numpy as np
 import onnxruntime as ort
 
 from inferencehub.errors import ConfigError, InternalError, InvalidRequestError
-from inferencehub.protocol.datatypes import BYTES, datatype_from_ort
+from inferencehub.protocol.datatypes import BYTES
 from inferencehub.protocol.tensors import array_from_buffer
 from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.golden import synthetic_feeds
 from inferencehub.worker.memory import (
     SHRINK_MIN_INPUT_BYTES,
     release_free_memory,
     shrinking_run_options,
 )
 from inferencehub.worker.preprocess import images_to_batch
-from inferencehub.worker.providers import ProviderOptions, ProviderPolicy, select
-from inferencehub.worker.repository import ModelConfig, PostprocessConfig
+from inferencehub.worker.providers import ProviderOptions, ProviderPolicy, Selection, select
+from inferencehub.worker.repository import ModelConfig, PostprocessConfig, PreprocessConfig
+from inferencehub.worker.signature import batchable, session_feeds, tensor_specs
 from inferencehub.worker.statistics import VersionStatistics
 from inferencehub.worker.tuning import Layout
 
@@ -43,15 +43,6 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     # and the other models need; on a small box that costs more than the wake-up latency.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
-
-
-def _spec(arg: ort.NodeArg) -> pb.TensorSpec:
-    shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
-    return pb.TensorSpec(name=arg.name, datatype=datatype_from_ort(arg.type), shape=shape)
-
-
-def tensor_specs(args: list[ort.NodeArg]) -> list[pb.TensorSpec]:
-    return [_spec(a) for a in args]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,32 +82,47 @@ class OnnxModel:
         provider_options: ProviderOptions | None = None,
     ) -> None:
         """`layout`: instances, threads and batch cap (measured by tuning.py, or the
-        defaults)."""
-        options = session_options(layout.threads)
+        defaults). Opens the sessions (probing GPU providers first), so it blocks.
+
+        Raises:
+            ConfigError: no provider can open the model, or model.toml does not fit it.
+        """
         selection = select(
             path,
-            options,
+            session_options(layout.threads),
             layout.instances,
             config.provider or provider,
             config.provider_policy or provider_policy,
             provider_options,
-            synthetic=lambda session: synthetic_feeds(tensor_specs(session.get_inputs())),
+            synthetic=session_feeds,
         )
+        self.name = name
+        self.provider = selection.provider
+        self.stats = VersionStatistics()
         self._sessions = selection.sessions
         self._shrinking = shrinking_run_options()
         self._config = config
         self._labels = labels
-        self.name = name
         self._max_image_pixels = max_image_pixels
-        self.stats = VersionStatistics()
-        first = self._sessions[0]
-        self.inputs = [_spec(a) for a in first.get_inputs()]
-        self.outputs = [_spec(a) for a in first.get_outputs()]
-        self.provider = selection.provider
-        self.info = pb.ModelVersion(
+        self.inputs = tensor_specs(self._sessions[0].get_inputs())
+        self.outputs = tensor_specs(self._sessions[0].get_outputs())
+        self.info = self._describe(version, selection, layout)
+        self._image_input = ""
+        self._image_size: tuple[int, int] | None = None
+        if config.preprocess is not None:
+            self._attach_image_input(config.preprocess)
+        self._scores_output = ""
+        if config.postprocess is not None:
+            self._attach_scores_output(config.postprocess)
+        self.signature = SignatureCheck(self.info)
+
+    def _describe(self, version: str, selection: Selection, layout: Layout) -> pb.ModelVersion:
+        """The version as the gateway sees it: signature, provider, batching and tuning."""
+        config = self._config
+        info = pb.ModelVersion(
             version=version,
             state=pb.ModelVersion.READY,
-            provider=self.provider,
+            provider=selection.provider,
             provider_notes=selection.notes,
             provider_timings_ms=selection.timings_ms,
             inputs=self.inputs,
@@ -126,40 +132,23 @@ class OnnxModel:
             max_queue_size=config.max_queue_size,
             tuning=layout.to_proto(),
         )
-        if self.info.max_batch_size > 0 and config.batching.enabled:
-            self.info.dynamic_batching.CopyFrom(
+        if info.max_batch_size > 0 and config.batching.enabled:
+            info.dynamic_batching.CopyFrom(
                 pb.DynamicBatching(
                     max_queue_delay_us=config.batching.max_queue_delay_us,
                     preferred_batch_sizes=config.batching.preferred_batch_sizes,
                 )
             )
-        self._image_size: tuple[int, int] | None = None
-        if config.preprocess is not None:
-            self._image_size = self._check_image_input()
-            self.info.image.CopyFrom(
-                pb.ImageInput(
-                    input=self._image_input,
-                    height=self._image_size[0],
-                    width=self._image_size[1],
-                    layout=config.preprocess.layout,
-                    color=config.preprocess.color,
-                )
-            )
-        if config.postprocess is not None:
-            self._scores_output = self._check_scores_output(config.postprocess)
-            self.info.top_k = config.postprocess.top_k
-        self.signature = SignatureCheck(self.info)
+        return info
 
     def _max_batch_size(self, config: ModelConfig) -> int:
         """Models whose every input and output starts with a dynamic dimension are batchable."""
-        batchable = all(s.shape and s.shape[0] == -1 for s in (*self.inputs, *self.outputs))
-        if not batchable:
+        if not batchable(self.inputs, self.outputs):
             return 0
         return DEFAULT_MAX_BATCH_SIZE if config.max_batch_size is None else config.max_batch_size
 
-    def _check_image_input(self) -> tuple[int, int]:
-        pre = self._config.preprocess
-        assert pre is not None
+    def _attach_image_input(self, pre: PreprocessConfig) -> None:
+        """Check [preprocess] against the signature and advertise the image input."""
         names = [s.name for s in self.inputs]
         name = pre.input or (names[0] if len(names) == 1 else None)
         spec = next((s for s in self.inputs if s.name == name), None)
@@ -172,21 +161,26 @@ class OnnxModel:
                 f"image input '{spec.name}' must be FP32 rank 4, not {spec.datatype}"
                 f" {list(spec.shape)}"
             )
-        self._image_input = spec.name
         h_axis, w_axis = (2, 3) if pre.layout == "NCHW" else (1, 2)
-        if pre.size is not None:
-            return pre.size
-        height, width = spec.shape[h_axis], spec.shape[w_axis]
-        if height < 0 or width < 0:
+        height, width = pre.size or (spec.shape[h_axis], spec.shape[w_axis])
+        if pre.size is None and (height < 0 or width < 0):
             raise ConfigError(f"image input '{spec.name}' has dynamic size; set [preprocess] size")
-        return height, width
+        self._image_input = spec.name
+        self._image_size = (height, width)
+        self.info.image.CopyFrom(
+            pb.ImageInput(
+                input=spec.name, height=height, width=width, layout=pre.layout, color=pre.color
+            )
+        )
 
-    def _check_scores_output(self, post: PostprocessConfig) -> str:
+    def _attach_scores_output(self, post: PostprocessConfig) -> None:
+        """Check [postprocess] against the signature and advertise its top k."""
         names = [s.name for s in self.outputs]
         name = post.output or names[0]
         if name not in names:
             raise ConfigError(f"[postprocess] output {name!r} is not one of {names}")
-        return name
+        self._scores_output = name
+        self.info.top_k = post.top_k
 
     @property
     def batching(self) -> bool:

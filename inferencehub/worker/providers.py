@@ -3,15 +3,13 @@
 ONNX Runtime silently falls back to the CPU when a GPU provider cannot start (missing CUDA
 libraries, no device), so the provider a session really uses is read back from
 `session.get_providers()` and reported; never the one that was asked for. GPU providers are
-first tried in a short-lived subprocess (`inferencehub probe-provider`), so a driver that
-crashes takes down the probe, not the worker.
+first tried in a short-lived subprocess (`inferencehub probe-provider`, probe.py), so a driver
+that crashes takes down the probe, not the worker.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +20,13 @@ import numpy as np
 import onnxruntime as ort
 
 from inferencehub.errors import ConfigError
-from inferencehub.runtime import self_command
+
+# NOTE: probe_here is re-exported for `inferencehub probe-provider` (cli.py imports it here).
+from inferencehub.worker.probe import CPU, probe_command, run_probe
+from inferencehub.worker.probe import probe_here as probe_here
 
 logger = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
 # `auto` tries what is available in this order: accelerators first, the CPU last.
 PREFERENCE = (
     "TensorrtExecutionProvider",
@@ -224,64 +224,7 @@ def _hint(provider: str) -> str:
 
 
 def probe_in_subprocess(provider: str, path: Path, settings: ProviderOptions) -> str | None:
-    """Open the model on `provider` and run it once in a child process: None if that worked,
-    else why not (a crash, a timeout, a fallback)."""
-    command = self_command(
-        "probe-provider",
-        "--provider",
-        provider,
-        "--model",
-        str(path),
-        "--options",
-        json.dumps(settings.for_provider(provider)),
-    )
+    """Open the model on `provider` and run it once in a child process (probe.py): None if
+    that worked, else why not (a crash, a timeout, a fallback)."""
+    command = probe_command(provider, path, settings.for_provider(provider))
     return run_probe(command, settings.probe_timeout_s)
-
-
-def run_probe(command: Sequence[str], timeout_s: float) -> str | None:
-    """Run a probe command; its last stdout line is JSON {"ok": bool, "error": str}."""
-    try:
-        done = subprocess.run(
-            list(command), capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return f"no answer within {timeout_s:g} s"
-    except OSError as exc:
-        return f"cannot start the probe: {exc}"
-    lines = done.stdout.strip().splitlines()
-    try:
-        answer = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        answer = {}
-    if done.returncode < 0:
-        return f"the probe was killed by signal {-done.returncode} (a driver crash?)"
-    if answer.get("ok") is True:
-        return None
-    error = answer.get("error") or (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"{error} (exit code {done.returncode})"
-
-
-def probe_here(provider: str, path: Path, provider_options: dict[str, str]) -> dict[str, Any]:
-    """The probe's own work (in the child): open the model, check the provider, run once."""
-    from inferencehub.worker.golden import synthetic_feeds
-    from inferencehub.worker.onnx_model import tensor_specs
-
-    try:
-        session = ort.InferenceSession(str(path), providers=[(provider, provider_options), CPU])
-    except Exception as exc:
-        return {"ok": False, "error": _first_line(exc)}
-    real = session.get_providers()[0]
-    if real != provider:
-        return {"ok": False, "error": f"ONNX Runtime fell back to {real}"}
-    feeds = synthetic_feeds(tensor_specs(session.get_inputs()))
-    try:
-        if feeds is not None:
-            session.run(None, feeds)
-    except Exception as exc:  # zeros need not be valid input: the provider still works
-        return {"ok": True, "provider": real, "note": f"synthetic run failed: {_first_line(exc)}"}
-    return {"ok": True, "provider": real}
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

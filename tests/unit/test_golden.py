@@ -13,16 +13,11 @@ import pytest
 from inferencehub.config import WorkerSettings
 from inferencehub.errors import ConfigError
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.golden import (
-    check_golden,
-    compare,
-    feeds_for,
-    load_case,
-    synthetic_feeds,
-)
+from inferencehub.worker.golden import check_golden, compare, feeds_for, load_case
 from inferencehub.worker.onnx_model import OnnxModel
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.repository import GoldenConfig, ModelConfig, scan_model
+from inferencehub.worker.signature import synthetic_feeds
 from inferencehub.worker.tuning import Layout
 from tests.model_builders import int_model, reshape_model, scale_model, string_model
 

@@ -14,7 +14,8 @@ import pytest
 
 from inferencehub.errors import ConfigError
 from inferencehub.worker import providers
-from inferencehub.worker.providers import ProviderOptions, candidates, run_probe, select
+from inferencehub.worker.probe import run_probe
+from inferencehub.worker.providers import ProviderOptions, candidates, select
 from tests.model_builders import scale_model
 
 CUDA, TRT, COREML, CPU = (
