@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
 from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.request_metrics import RequestMetrics
+from inferencehub.gateway.shadow import Shadows
 from inferencehub.gateway.shared_memory import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_REGION_BYTES,
@@ -27,7 +25,6 @@ from inferencehub.gateway.shared_memory import (
 )
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
-from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.protocol.routing import resolve_version
 from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
@@ -38,11 +35,6 @@ UNKNOWN_MODEL = "(unknown)"
 
 # Header (HTTP) / metadata (gRPC) that keeps a caller on one version of a split.
 ROUTING_KEY = "x-routing-key"
-# Mirrored requests in flight at once; more are dropped (and counted): a shadow must never
-# queue up behind itself and take the cores from real traffic.
-SHADOW_MAX_IN_FLIGHT = 4
-# Outputs at most this large are compared numerically with the primary's; larger ones by bytes.
-SHADOW_COMPARE_MAX_BYTES = 1 << 20
 
 
 class DataPlane:
@@ -65,7 +57,7 @@ class DataPlane:
         self._in_flight = 0
         self.traffic_stats = TrafficStats()
         self.metrics = metrics  # exported by the Observer, from the same registry
-        self._shadows: set[asyncio.Task[None]] = set()
+        self.shadows = Shadows(self.traffic_stats, self._shadow_answer)
         # Signatures compiled per version, valid while the cached ModelInfo is the same object
         # (the worker client replaces it when the signatures are refreshed).
         self._checks: dict[tuple[str, str], tuple[pb.ModelInfo, SignatureCheck]] = {}
@@ -82,10 +74,7 @@ class DataPlane:
         return self._max_in_flight
 
     async def close(self) -> None:
-        """Cancel mirrored requests still running: nobody waits for their answers."""
-        for task in list(self._shadows):
-            task.cancel()
-        await asyncio.gather(*self._shadows, return_exceptions=True)
+        await self.shadows.close()
 
     async def ready(self) -> bool:
         """From the last health check (every second): never waits on a busy worker."""
@@ -287,61 +276,22 @@ class DataPlane:
                 response is not None,
                 response.timing.batch_size if response is not None else 0,
             )
-            shadow = model.routing.shadow
-            if (
-                shadow.fraction > 0
-                and not _uses_regions(request)  # the client may reuse them once answered
-                and shadow.version != version.version
-                and random.random() < shadow.fraction  # noqa: S311 - sampling, not security
-            ):
-                self._mirror(model, request, payloads, response)
+            if not _uses_regions(request):  # the client may reuse them once answered
+                self.shadows.maybe_mirror(model, request, version.version, payloads, response)
 
-    def _mirror(
+    async def _shadow_answer(
         self,
         model: pb.ModelInfo,
         request: pb.PredictRequest,
         payloads: Sequence[bytes | memoryview],
-        primary: pb.PredictResponse | None,
-    ) -> None:
-        """Send a copy to the shadow version after the real answer is ready, so the shadow
-        never delays it; the copy's result is only counted."""
-        counters = self.traffic_stats.counters(model.name, model.routing.shadow.version)
-        if len(self._shadows) >= SHADOW_MAX_IN_FLIGHT:
-            counters.shadow_dropped += 1
-            return
-        copy = pb.PredictRequest()
-        copy.CopyFrom(request)
-        copy.version = model.routing.shadow.version
-        copy.request_id = f"{request.request_id}-shadow"
-        copy.ClearField("timeout_s")
-        task = asyncio.create_task(self._run_shadow(model, copy, payloads, primary))
-        self._shadows.add(task)
-        task.add_done_callback(self._shadows.discard)
-
-    async def _run_shadow(
-        self,
-        model: pb.ModelInfo,
-        request: pb.PredictRequest,
-        payloads: Sequence[bytes | memoryview],
-        primary: pb.PredictResponse | None,
-    ) -> None:
-        counters = self.traffic_stats.counters(model.name, request.version)
-        started = time.perf_counter()
-        answer: pb.PredictResponse | None = None
-        try:
-            version = resolve_version(model, request.version)
-            check = self._signature(model, version)
-            check.check(request, [len(p) for p in payloads])
-            answer = await self._worker.predict(
-                request, self._default_timeout_s, _hints(version, check, request), payloads
-            )
-        except HubError as exc:
-            logger.debug("shadow request %s failed: %s", request.request_id, exc.message)
-        except Exception:
-            logger.exception("shadow request %s failed", request.request_id)
-        counters.shadow.record(time.perf_counter() - started, answer is not None)
-        if answer is not None and primary is not None and not _same_answer(primary, answer):
-            counters.shadow_mismatches += 1
+    ) -> pb.PredictResponse:
+        """Run a mirrored copy (shadow.py calls this): checked as a real request is."""
+        version = resolve_version(model, request.version)
+        check = self._signature(model, version)
+        check.check(request, [len(p) for p in payloads])
+        return await self._worker.predict(
+            request, self._default_timeout_s, _hints(version, check, request), payloads
+        )
 
     def _timeout(self, request: pb.PredictRequest, caller_s: float | None) -> float:
         """The tightest of the caller's deadline, a `timeout` parameter (microseconds, as
@@ -433,29 +383,3 @@ def _hints(version: pb.ModelVersion, check: SignatureCheck, request: pb.PredictR
         instances=version.instances,
         output_bytes=check.output_bytes(request),
     )
-
-
-def _same_answer(primary: pb.PredictResponse, shadow: pb.PredictResponse) -> bool:
-    """Top-1 classes when the model classifies, else every output within float tolerance."""
-    if primary.classifications or shadow.classifications:
-        return [c.classes[0].index if c.classes else -1 for c in primary.classifications] == [
-            c.classes[0].index if c.classes else -1 for c in shadow.classifications
-        ]
-    theirs = {t.name: t for t in shadow.outputs}
-    for mine in primary.outputs:
-        other = theirs.get(mine.name)
-        if other is None or other.datatype != mine.datatype or other.shape != mine.shape:
-            return False
-        dtype = NUMPY_BY_DATATYPE.get(mine.datatype)
-        if dtype is None or dtype.kind not in "fc" or len(mine.contents) > SHADOW_COMPARE_MAX_BYTES:
-            if mine.contents != other.contents:
-                return False
-        elif not np.allclose(
-            np.frombuffer(mine.contents, dtype),
-            np.frombuffer(other.contents, dtype),
-            rtol=1e-3,
-            atol=1e-5,
-            equal_nan=True,
-        ):
-            return False
-    return True

@@ -27,17 +27,11 @@ from pathlib import Path
 
 import grpc
 
-from inferencehub.errors import (
-    ConfigError,
-    DeadlineExceededError,
-    HubError,
-    OverloadedError,
-    WorkerUnavailableError,
-)
+from inferencehub.errors import HubError, OverloadedError, WorkerUnavailableError
+from inferencehub.gateway import hop_session as hs
 from inferencehub.gateway.admission import refusal
 from inferencehub.gateway.hop_session import NO_HINTS, HopHints, Lane, Sending, Session
-from inferencehub.protocol.arena import SharedArena
-from inferencehub.protocol.status import error_from_rpc, error_from_status
+from inferencehub.protocol.status import error_from_status
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc
 from inferencehub.v1 import inference_pb2 as pb
@@ -50,7 +44,6 @@ MESSAGE_SOFT_LIMIT = 4 << 20
 # it composes a message: the requests being handled right then join it (MLP at c=64: 1.4 -> 3
 # requests per message). A lone request does not wait.
 GATHER_ITERATIONS = 8
-HELLO_TIMEOUT_S = 5.0
 # How long close() lets answers still on their way arrive.
 CLOSE_GRACE_S = 5.0
 
@@ -83,12 +76,7 @@ class HopClient:
         self._tags = itertools.count(1)
         self._closed = False
         self._retries: set[asyncio.Task[None]] = set()
-        self.sessions_opened = 0
-        self.messages_sent = 0
-        self.requests_sent = 0
-        self.arena_refusals = 0
-        self.arena_requests = 0  # requests whose tensors crossed in the arena
-        self.inline_requests = 0  # ... and inside the messages
+        self.counts = hs.HopCounts()
         self._arena_warned = False
 
     # --- the caller's side ---------------------------------------------------------------
@@ -137,17 +125,17 @@ class HopClient:
             session = await self._current_session()
             session.place(item)
         except BaseException as exc:
-            self.arena_refusals += isinstance(exc, OverloadedError)
+            self.counts.arena_refusals += isinstance(exc, OverloadedError)
             self._settle(item, None)
             raise
         if item.slot:
-            self.arena_requests += 1
+            self.counts.arena_requests += 1
         else:
-            self.inline_requests += 1
+            self.counts.inline_requests += 1
         lane.queue.append(item)
         if lane.may_send:
             self._wakeup.set()
-        timer = loop.call_at(item.deadline, _expire, item, timeout_s)
+        timer = loop.call_at(item.deadline, hs.expire, item, timeout_s)
         try:
             return await item.future
         finally:
@@ -182,21 +170,7 @@ class HopClient:
 
     def occupancy(self) -> dict[str, int]:
         """The current session's arena and the stream's use, for /metrics and /v1/status."""
-        session = self._session
-        slots = session.slots if session is not None and not session.broken else None
-        return {
-            "arena_bytes": session.arena.size if slots is not None and session.arena else 0,
-            "arena_used_bytes": slots.used if slots is not None else 0,
-            "arena_slots": slots.slots if slots is not None else 0,
-            "arena_high_water_bytes": slots.high_water if slots is not None else 0,
-            "arena_refusals": self.arena_refusals,
-            "arena_requests": self.arena_requests,
-            "inline_requests": self.inline_requests,
-            "in_flight": len(session.waiting) if session is not None else 0,
-            "sessions_opened": self.sessions_opened,
-            "messages_sent": self.messages_sent,
-            "requests_sent": self.requests_sent,
-        }
+        return self.counts.with_session(self._session)
 
     async def close(self) -> None:
         """Refuse new requests, let answers on their way arrive (briefly), end the session."""
@@ -234,49 +208,15 @@ class HopClient:
         Raises:
             WorkerUnavailableError: the worker does not answer the hello in time.
         """
-        arena = None
-        if self._arena_bytes:
-            assert self._arena_dir is not None
-            try:
-                arena = SharedArena.create(self._arena_bytes, self._arena_dir)
-            except ConfigError as exc:
-                self._warn_inline(exc.message)
-        call = self._stub.Exchange()
-        hello = hop.HopHello()
-        if arena is not None:
-            hello.arena.CopyFrom(
-                hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
-            )
-        try:
-            async with asyncio.timeout(HELLO_TIMEOUT_S):
-                await call.write(hop.HopRequests(hello=hello))
-                reply = await call.read()
-        except (grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError) as exc:
-            call.cancel()
-            if arena is not None:
-                arena.close()
-            if isinstance(exc, grpc.aio.AioRpcError):
-                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    raise WorkerUnavailableError(
-                        f"{self._name} does not serve the WorkerHop stream (an older version?)"
-                    ) from None
-                raise error_from_rpc(exc, self._name) from None
-            raise WorkerUnavailableError(f"{self._name} did not answer the hop's hello") from None
-        if reply is grpc.aio.EOF or not reply.HasField("hello"):
-            call.cancel()
-            if arena is not None:
-                arena.close()
-            raise WorkerUnavailableError(f"{self._name} ended the hop stream at once")
-        if arena is not None and not reply.hello.arena_mapped:
-            self._warn_inline(reply.hello.error)
-            arena.close()
-            arena = None
-        session = Session(call, arena, reply.hello.pid)
+        call, arena, pid = await hs.greet(
+            self._stub.Exchange(), self._name, self._arena_bytes, self._arena_dir, self._warn_inline
+        )
+        session = Session(call, arena, pid)
         session.tasks = [
             asyncio.create_task(self._write(session), name=f"hop-writer-{self._name}"),
             asyncio.create_task(self._read(session), name=f"hop-reader-{self._name}"),
         ]
-        self.sessions_opened += 1
+        self.counts.sessions_opened += 1
         logger.debug(
             "hop session to %s (pid %d): %s",
             self._name,
@@ -299,7 +239,7 @@ class HopClient:
         try:
             while True:
                 await self._wakeup.wait()
-                if self._concurrent(session):
+                if hs.gathering_pays(session, self._lanes.values()):
                     for _ in range(GATHER_ITERATIONS):
                         await asyncio.sleep(0)
                 self._wakeup.clear()
@@ -307,26 +247,14 @@ class HopClient:
                     message = self._next_message(session)
                     if message is None:
                         break
-                    self.messages_sent += 1
+                    self.counts.messages_sent += 1
                     await session.call.write(message)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
-            self._break(session, _session_error(exc, self._name))
+            self._break(session, hs.session_error(exc, self._name))
         except asyncio.CancelledError:
-            if _cancelled_here():
+            if hs.cancelled_here():
                 raise
             self._break(session, WorkerUnavailableError(f"the hop to {self._name} was cancelled"))
-
-    def _concurrent(self, session: Session) -> bool:
-        """Whether requests come several at a time (more than one queued, or answers still
-        due): only then is gathering worth a wait. A lone request leaves at once."""
-        if session.waiting:
-            return True
-        queued = 0
-        for lane in self._lanes.values():
-            queued += len(lane.queue)
-            if queued > 1:
-                return True
-        return False
 
     def _next_message(self, session: Session) -> hop.HopRequests | None:
         message = hop.HopRequests()
@@ -346,30 +274,14 @@ class HopClient:
                     except OverloadedError as exc:
                         self._settle(item, exc)
                         continue
-                inline += self._add(message, session, item, now)
+                inline += session.add(message, item, next(self._tags), now)
                 item.sent = True
                 lane.unanswered += 1
             if inline >= MESSAGE_SOFT_LIMIT:
                 self._wakeup.set()  # the rest go in the next message
                 break
-        self.requests_sent += len(message.requests)
+        self.counts.requests_sent += len(message.requests)
         return message if message.requests else None
-
-    def _add(self, message: hop.HopRequests, session: Session, item: Sending, now: float) -> int:
-        """Put a request into the message; returns the bytes it carries inline."""
-        item.tag = next(self._tags)
-        item.request.timeout_s = max(item.deadline - now, 0.001)  # what is left of it
-        entry = message.requests.add(tag=item.tag, slot=item.slot, generation=item.generation)
-        entry.request.CopyFrom(item.request)
-        session.waiting[item.tag] = item
-        if item.slot:
-            for offset, length in item.spans:
-                entry.inputs.add(offset=offset, length=length)
-            entry.output_space.offset, entry.output_space.length = item.output_space
-            return 0
-        for tensor, payload in zip(entry.request.inputs, item.payloads, strict=True):
-            tensor.contents = bytes(payload)
-        return item.inline_bytes
 
     async def _read(self, session: Session) -> None:
         loop = asyncio.get_running_loop()
@@ -393,9 +305,9 @@ class HopClient:
                     session.idle.set()
             error: HubError = WorkerUnavailableError(f"{self._name} ended the hop stream")
         except grpc.aio.AioRpcError as exc:
-            error = _session_error(exc, self._name)
+            error = hs.session_error(exc, self._name)
         except asyncio.CancelledError:
-            if _cancelled_here():
+            if hs.cancelled_here():
                 raise
             error = WorkerUnavailableError(f"the hop stream to {self._name} was cancelled")
         self._break(session, error)
@@ -467,36 +379,9 @@ class HopClient:
             item.session.free(item)
         if outcome is None or item.future.done():
             return
-        if not isinstance(outcome, HubError) and _past(item.deadline):
-            outcome = _late()  # the timer had not fired yet: never an answer past it
+        if not isinstance(outcome, HubError) and hs.past(item.deadline):
+            outcome = hs.late()  # the timer had not fired yet: never an answer past it
         if isinstance(outcome, HubError):
             item.future.set_exception(outcome)
         else:
             item.future.set_result(outcome)
-
-
-def _cancelled_here() -> bool:
-    """Whether this task itself is being cancelled, not the gRPC call it awaited (a cancelled
-    call raises CancelledError in its reader and writer too)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def _expire(item: Sending, timeout_s: float) -> None:
-    if not item.future.done():
-        item.future.set_exception(_late(timeout_s))
-
-
-def _late(timeout_s: float | None = None) -> DeadlineExceededError:
-    what = f"{timeout_s:g}s " if timeout_s is not None else ""
-    return DeadlineExceededError(f"no answer within the request's {what}deadline")
-
-
-def _past(deadline: float) -> bool:
-    return asyncio.get_running_loop().time() >= deadline
-
-
-def _session_error(error: grpc.aio.AioRpcError | Exception, name: str) -> HubError:
-    if isinstance(error, grpc.aio.AioRpcError):
-        return error_from_rpc(error, name)
-    return WorkerUnavailableError(f"{name}'s hop stream failed: {error}")

@@ -11,13 +11,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from inferencehub.errors import InternalError, OverloadedError
+import grpc
+
+from inferencehub.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    HubError,
+    InternalError,
+    OverloadedError,
+    WorkerUnavailableError,
+)
 from inferencehub.gateway.admission import Pace
 from inferencehub.protocol.arena import ALIGN, SharedArena, SlotAllocator, align
+from inferencehub.protocol.status import error_from_rpc
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import inference_pb2 as pb
 
@@ -25,6 +36,7 @@ from inferencehub.v1 import inference_pb2 as pb
 # inline: measured with bench/hop.py, a slot costs more than copying that much through the
 # messages (see bench/README.md).
 INLINE_MAX_BYTES = 16 * 1024
+HELLO_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,23 @@ class Session:
         item.output_space = (position, item.output_bytes)
         item.inline_bytes = 0
 
+    def add(self, message: hop.HopRequests, item: Sending, tag: int, now: float) -> int:
+        """Put a request into the message as `tag`, waiting for its answer; returns the bytes
+        it carries inline."""
+        item.tag = tag
+        item.request.timeout_s = max(item.deadline - now, 0.001)  # what is left of it
+        entry = message.requests.add(tag=item.tag, slot=item.slot, generation=item.generation)
+        entry.request.CopyFrom(item.request)
+        self.waiting[item.tag] = item
+        if item.slot:
+            for offset, length in item.spans:
+                entry.inputs.add(offset=offset, length=length)
+            entry.output_space.offset, entry.output_space.length = item.output_space
+            return 0
+        for tensor, payload in zip(entry.request.inputs, item.payloads, strict=True):
+            tensor.contents = bytes(payload)
+        return item.inline_bytes
+
     def free(self, item: Sending) -> None:
         if item.slot and item.session is self and self.slots is not None and not self.broken:
             assert self.arena is not None
@@ -173,3 +202,121 @@ def take_payloads(request: pb.PredictRequest) -> list[bytes]:
         payloads.append(tensor.contents)
         tensor.ClearField("contents")
     return payloads
+
+
+@dataclass
+class HopCounts:
+    """What one HopClient did, over all its sessions."""
+
+    sessions_opened: int = 0
+    messages_sent: int = 0
+    requests_sent: int = 0
+    arena_refusals: int = 0
+    arena_requests: int = 0  # requests whose tensors crossed in the arena
+    inline_requests: int = 0  # ... and inside the messages
+
+    def with_session(self, session: Session | None) -> dict[str, int]:
+        """These counts and the current session's arena use, for /metrics and /v1/status."""
+        slots = session.slots if session is not None and not session.broken else None
+        return {
+            "arena_bytes": session.arena.size if slots is not None and session.arena else 0,
+            "arena_used_bytes": slots.used if slots is not None else 0,
+            "arena_slots": slots.slots if slots is not None else 0,
+            "arena_high_water_bytes": slots.high_water if slots is not None else 0,
+            "arena_refusals": self.arena_refusals,
+            "arena_requests": self.arena_requests,
+            "inline_requests": self.inline_requests,
+            "in_flight": len(session.waiting) if session is not None else 0,
+            "sessions_opened": self.sessions_opened,
+            "messages_sent": self.messages_sent,
+            "requests_sent": self.requests_sent,
+        }
+
+
+def gathering_pays(session: Session, lanes: Iterable[Lane]) -> bool:
+    """Whether requests come several at a time (more than one queued, or answers still
+    due): only then is gathering worth a wait. A lone request leaves at once."""
+    if session.waiting:
+        return True
+    queued = 0
+    for lane in lanes:
+        queued += len(lane.queue)
+        if queued > 1:
+            return True
+    return False
+
+
+async def greet(
+    call: Any, name: str, arena_bytes: int, arena_dir: Path | None, warn: Callable[[str], None]
+) -> tuple[Any, SharedArena | None, int]:
+    """Open a session on a new Exchange call: offer a fresh arena (a local worker), read the
+    worker's hello. Returns the call, the arena the worker mapped (None: inline) and its pid.
+    `warn` hears why a session goes without an arena.
+
+    Raises:
+        WorkerUnavailableError: the worker does not answer the hello in time.
+    """
+    arena = None
+    if arena_bytes:
+        assert arena_dir is not None
+        try:
+            arena = SharedArena.create(arena_bytes, arena_dir)
+        except ConfigError as exc:
+            warn(exc.message)
+    hello = hop.HopHello()
+    if arena is not None:
+        hello.arena.CopyFrom(
+            hop.ArenaOffer(path=arena.path, size=arena.size, arena_id=arena.arena_id)
+        )
+    try:
+        async with asyncio.timeout(HELLO_TIMEOUT_S):
+            await call.write(hop.HopRequests(hello=hello))
+            reply = await call.read()
+    except (grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError) as exc:
+        call.cancel()
+        if arena is not None:
+            arena.close()
+        if isinstance(exc, grpc.aio.AioRpcError):
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise WorkerUnavailableError(
+                    f"{name} does not serve the WorkerHop stream (an older version?)"
+                ) from None
+            raise error_from_rpc(exc, name) from None
+        raise WorkerUnavailableError(f"{name} did not answer the hop's hello") from None
+    if reply is grpc.aio.EOF or not reply.HasField("hello"):
+        call.cancel()
+        if arena is not None:
+            arena.close()
+        raise WorkerUnavailableError(f"{name} ended the hop stream at once")
+    if arena is not None and not reply.hello.arena_mapped:
+        warn(reply.hello.error)
+        arena.close()
+        arena = None
+    return call, arena, reply.hello.pid
+
+
+def cancelled_here() -> bool:
+    """Whether this task itself is being cancelled, not the gRPC call it awaited (a cancelled
+    call raises CancelledError in its reader and writer too)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def expire(item: Sending, timeout_s: float) -> None:
+    if not item.future.done():
+        item.future.set_exception(late(timeout_s))
+
+
+def late(timeout_s: float | None = None) -> DeadlineExceededError:
+    what = f"{timeout_s:g}s " if timeout_s is not None else ""
+    return DeadlineExceededError(f"no answer within the request's {what}deadline")
+
+
+def past(deadline: float) -> bool:
+    return asyncio.get_running_loop().time() >= deadline
+
+
+def session_error(error: grpc.aio.AioRpcError | Exception, name: str) -> HubError:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error_from_rpc(error, name)
+    return WorkerUnavailableError(f"{name}'s hop stream failed: {error}")

@@ -14,7 +14,7 @@ from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import JSONResponse, read_body
 from inferencehub.protocol import kserve_codec as codec
 from inferencehub.protocol.json_codec import tensor_from_json
-from inferencehub.protocol.kserve_codec import SHM_REGION
+from inferencehub.protocol.kserve_parameters import SHM_REGION, output_options, region_ref
 from inferencehub.v1 import inference_pb2 as pb
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -73,7 +73,7 @@ def parse_infer_request(
                 raise InvalidRequestError(
                     f"input '{tensor.name}' is in shared memory and carries data too"
                 )
-            region = codec.region_ref(f"input '{tensor.name}'", parameters)
+            region = region_ref(f"input '{tensor.name}'", parameters)
             assert region is not None
             tensor.shared_memory.CopyFrom(region)
             inputs.append(tensor)
@@ -120,7 +120,7 @@ def parse_infer_request(
         request_id=str(header.get("id", ""))[:128],
     )
     for output in outputs:
-        options = codec.output_options(str(output["name"]), _parameters(output))
+        options = output_options(str(output["name"]), _parameters(output))
         if options is not None:
             request.output_options[str(output["name"])].CopyFrom(options)
     return request, payloads, binary_outputs, bool(_flag(parameters, "binary_data_output"))

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from inferencehub.errors import InvalidRequestError
-from inferencehub.gateway.dataplane import _same_answer
+from inferencehub.gateway.shadow import same_answer
 from inferencehub.gateway.traffic import Series
 from inferencehub.protocol import canary
 from inferencehub.protocol.canary import Window
@@ -154,11 +154,11 @@ def response(*values: float, top: int | None = None) -> pb.PredictResponse:
 
 
 def test_shadow_answers_compare_within_float_tolerance_or_by_top_class() -> None:
-    assert _same_answer(response(1.0, 2.0), response(1.0, 2.0000001))
-    assert not _same_answer(response(1.0, 2.0), response(1.0, 2.1))
-    assert not _same_answer(response(1.0, 2.0), response(1.0, 2.0, 3.0))
-    assert _same_answer(response(0.1, top=4), response(0.9, top=4))
-    assert not _same_answer(response(0.1, top=4), response(0.1, top=5))
+    assert same_answer(response(1.0, 2.0), response(1.0, 2.0000001))
+    assert not same_answer(response(1.0, 2.0), response(1.0, 2.1))
+    assert not same_answer(response(1.0, 2.0), response(1.0, 2.0, 3.0))
+    assert same_answer(response(0.1, top=4), response(0.9, top=4))
+    assert not same_answer(response(0.1, top=4), response(0.1, top=5))
 
 
 def test_recent_traffic_and_history_come_from_one_second_snapshots() -> None:

@@ -103,7 +103,7 @@ def test_a_policy_naming_what_cannot_serve_is_refused(
 
 
 def test_the_refusal_names_the_ready_versions() -> None:
-    with pytest.raises(InvalidRequestError, match="ready versions: 1, 2$"):
+    with pytest.raises(InvalidRequestError, match=r"ready versions: 1, 2$"):
         routing.prepare(served(["1", "2"]), pb.RoutingPolicy(weights={"9": 1}), now_ms=5)
 
 
