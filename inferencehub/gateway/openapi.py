@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from inferencehub import __version__
+from inferencehub.gateway.openapi_schemas import COMPONENTS, json_content
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -20,10 +21,6 @@ _VERSION = {
 }
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
 def _get(
     summary: str, schema: dict[str, Any], *, versioned: bool = False, named: bool = True
 ) -> dict[str, Any]:
@@ -32,7 +29,7 @@ def _get(
         "get": {
             "summary": summary,
             "parameters": parameters,
-            "responses": {"200": _json(schema), "4XX": _ERROR, "503": _ERROR},
+            "responses": {"200": json_content(schema), "4XX": _ERROR, "503": _ERROR},
         }
     }
 
@@ -101,7 +98,7 @@ def _post(summary: str, named: bool, body: dict[str, Any] | None = None) -> dict
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [_NAME] if named else [],
-        "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+        "responses": {"200": json_content({"type": "object"}), "4XX": _ERROR},
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": body}}
@@ -161,53 +158,13 @@ def _predict(versioned: bool) -> dict[str, Any]:
                 },
             },
             "responses": {
-                "200": _json({"$ref": "#/components/schemas/PredictResponse"}),
+                "200": json_content({"$ref": "#/components/schemas/PredictResponse"}),
                 "4XX": _ERROR,
                 "503": _ERROR,
             },
         }
     }
 
-
-_TENSOR = {
-    "type": "object",
-    "required": ["name", "datatype", "shape"],
-    "properties": {
-        "name": {"type": "string"},
-        "datatype": {
-            "type": "string",
-            "enum": [
-                "BOOL",
-                "UINT8",
-                "UINT16",
-                "UINT32",
-                "UINT64",
-                "INT8",
-                "INT16",
-                "INT32",
-                "INT64",
-                "FP16",
-                "FP32",
-                "FP64",
-                "BYTES",
-            ],
-        },
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "parameters": {"type": "object"},
-        "data": {
-            "description": "Row-major values, flat or nested; absent when "
-            "parameters.binary_data_size is set"
-        },
-    },
-}
-_SPEC = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "datatype": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer"}},
-    },
-}
 
 OPENAPI: Final[dict[str, Any]] = {
     "openapi": "3.1.0",
@@ -243,21 +200,21 @@ OPENAPI: Final[dict[str, Any]] = {
                         }
                     }
                 },
-                "responses": {"200": _json({"type": "array", "items": {"type": "object"}})},
+                "responses": {"200": json_content({"type": "array", "items": {"type": "object"}})},
             }
         },
         "/v2/repository/models/{name}/load": {
             "post": {
                 "summary": "(Re)load a model from the repository",
                 "parameters": [_NAME],
-                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+                "responses": {"200": json_content({"type": "object"}), "4XX": _ERROR},
             }
         },
         "/v2/repository/models/{name}/unload": {
             "post": {
                 "summary": "Unload a model",
                 "parameters": [_NAME],
-                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+                "responses": {"200": json_content({"type": "object"}), "4XX": _ERROR},
             }
         },
         "/v1/status": _get(
@@ -326,7 +283,7 @@ OPENAPI: Final[dict[str, Any]] = {
                         }
                     },
                 },
-                "responses": {"200": _json({"type": "object"}), "4XX": _ERROR},
+                "responses": {"200": json_content({"type": "object"}), "4XX": _ERROR},
             }
         },
         "/v1/traffic": _get(
@@ -341,94 +298,5 @@ OPENAPI: Final[dict[str, Any]] = {
         "/v1/models/{name}/predict": _predict(versioned=False),
         "/v1/models/{name}/versions/{version}/predict": _predict(versioned=True),
     },
-    "components": {
-        "responses": {
-            "Error": _json(
-                {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
-                },
-                "What was wrong and what was expected",
-            )
-        },
-        "schemas": {
-            "ModelMetadata": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "versions": {"type": "array", "items": {"type": "string"}},
-                    "platform": {"type": "string"},
-                    "inputs": {"type": "array", "items": _SPEC},
-                    "outputs": {"type": "array", "items": _SPEC},
-                },
-            },
-            "ModelConfig": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "platform": {"type": "string"},
-                    "max_batch_size": {"type": "integer"},
-                    "input": {"type": "array", "items": {"type": "object"}},
-                    "output": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-            "Statistics": {
-                "type": "object",
-                "properties": {"model_stats": {"type": "array", "items": {"type": "object"}}},
-            },
-            "InferRequest": {
-                "type": "object",
-                "required": ["inputs"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "parameters": {"type": "object"},
-                    "inputs": {"type": "array", "items": _TENSOR},
-                    "outputs": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "name": {"type": "string"},
-                                "parameters": {"type": "object"},
-                            },
-                        },
-                    },
-                },
-            },
-            "InferResponse": {
-                "type": "object",
-                "properties": {
-                    "model_name": {"type": "string"},
-                    "model_version": {"type": "string"},
-                    "id": {"type": "string"},
-                    "outputs": {"type": "array", "items": _TENSOR},
-                },
-            },
-            "PredictResponse": {
-                "type": "object",
-                "properties": {
-                    "model_name": {"type": "string"},
-                    "version": {"type": "string"},
-                    "request_id": {"type": "string"},
-                    "outputs": {"type": "array", "items": _TENSOR},
-                    "classifications": {
-                        "type": "array",
-                        "items": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "index": {"type": "integer"},
-                                    "label": {"type": "string"},
-                                    "score": {"type": "number"},
-                                },
-                            },
-                        },
-                    },
-                    "timing": {"type": "object"},
-                },
-            },
-        },
-    },
+    "components": COMPONENTS,
 }
