@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from rich.console import Console
 
-from inferencehub.cli_output import render_result, render_tuning, result_to_json
+from inferencehub.cli.output import (
+    render_keys,
+    render_result,
+    render_routing,
+    render_tuning,
+    result_to_json,
+)
 from inferencehub.client import PredictResult
 
 
@@ -68,3 +76,53 @@ def test_the_tuning_table_shows_each_trial_and_the_choice() -> None:
     assert "measured in 2.1 s" in text and "~115 MB a session" in text
     assert "2 x 1, batch 1: 180.0/s (fastest)" in text
     assert "1 x 2, batch 1: 100.0/s" in text and "100.0/s (fastest)" not in text
+
+
+def cells(text: str, first: str) -> list[str]:
+    """The cells of the table row that starts with `first`."""
+    rows = ([c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines())
+    return next(row for row in rows if row[:1] == [first])
+
+
+def test_the_routing_view_shows_weights_traffic_shadow_and_rollout() -> None:
+    info = {
+        "versions": [{"version": "10"}, {"version": "2"}],
+        "default_version": "10",
+        "routing": {
+            "split": {"2": 95.0, "10": 5.0},
+            "labels": {"stable": "2", "canary": "10"},
+            "shadow": {"version": "10", "fraction": 0.05},
+            "canary": {"version": "10", "baseline": "2", "state": "RUNNING", "percent": 5},
+        },
+    }
+    seen = {
+        "version": "2",
+        "requests": 3,
+        "error_rate": 0.0,
+        "latency": {"p50_ms": 1.0, "p99_ms": 2.5},
+        "shadow_requests": 2,
+        "shadow_mismatches": 1,
+        "shadow_errors": 0,
+    }
+    console = Console(width=200, record=True)
+    for part in render_routing("m", info, [seen]):
+        console.print(part)
+    text = console.export_text()
+    shown = ["2", "95", "stable", "3", "100.0%", "0.0%", "1.0 ms", "2.5 ms"]
+    assert cells(text, "2") == [*shown, "2: 1 differ, 0 failed"]
+    assert cells(text, "10") == ["10", "5", "canary", "0", "0.0%", "-", "-", "-", ""]
+    assert text.index("m routing") < text.index("shadow: 5.0% of requests mirrored to 10")
+    assert "canary 10 vs 2" in text
+
+
+def test_the_keys_table_never_shows_secrets() -> None:
+    rows = [
+        {"name": "ci", "created_at": 1.0, "rate_per_s": 50.0, "models": ["m"]},
+        {"name": "ops", "created_at": 2.0, "rate_per_s": None, "models": None},
+    ]
+    console = Console(width=120, record=True)
+    console.print(render_keys(rows, Path("/keys.json")))
+    text = console.export_text()
+    assert "API keys (/keys.json)" in text
+    assert cells(text, "ci") == ["ci", "50/s", "m"]
+    assert cells(text, "ops") == ["ops", "-", "all"]

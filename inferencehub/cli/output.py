@@ -1,22 +1,30 @@
-"""How the CLI shows results: rich tables for people, plain dicts for --json."""
+"""How the CLI shows things: rich tables and text for people, plain dicts for --json.
+
+Pure functions of what the server (or the key store) returned; no I/O. Loading it imports only
+rich: `keys list` should not pay for numpy, and the helpers that render inference results
+import what results need (numpy is loaded by then anyway).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from inferencehub.client import PredictResult
-from inferencehub.protocol.datatypes import datatype_of
-from inferencehub.status_view import describe_canary as describe_canary  # for `route`
+if TYPE_CHECKING:
+    import numpy as np
+
+    from inferencehub.client import PredictResult
 
 PREVIEW_VALUES = 8
 
 
 def result_to_json(result: PredictResult) -> dict[str, Any]:
+    from inferencehub.protocol.datatypes import datatype_of
+
     return {
         "model_name": result.model_name,
         "version": result.version,
@@ -42,6 +50,8 @@ def _values(array: np.ndarray) -> list[Any]:
 
 
 def render_result(result: PredictResult) -> Group:
+    from inferencehub.protocol.datatypes import datatype_of
+
     header = Text.assemble(
         (result.model_name, "bold"),
         f" version {result.version}  ",
@@ -127,3 +137,80 @@ def render_tuning(model: dict[str, Any]) -> Table:
 
 def _spec(spec: dict[str, Any]) -> str:
     return f"{spec['name']} {spec['datatype']} {spec['shape']}"
+
+
+def routing_to_json(
+    name: str, info: dict[str, Any], traffic: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "routing": info["routing"],
+        "traffic": traffic,
+        "default_version": info["default_version"],
+    }
+
+
+def render_routing(
+    name: str, info: dict[str, Any], traffic: list[dict[str, Any]]
+) -> list[RenderableType]:
+    """The version table (weights, labels, observed traffic, shadow results), then a line each
+    for a shadow and a rollout. A list, printed one by one, so each line looks as it always
+    has."""
+    from inferencehub.status_view import describe_canary
+
+    routing = info["routing"]
+    by_version = {t["version"]: t for t in traffic}
+    total = sum(t["requests"] for t in traffic) or 1
+    table = Table(title=f"{name} routing", title_justify="left")
+    for column in ("version", "weight", "labels", "served", "share", "errors", "p50", "p99"):
+        table.add_column(
+            column, justify="left" if column in ("version", "labels") else "right", no_wrap=True
+        )
+    shadow = routing.get("shadow")
+    if shadow:
+        table.add_column("shadow", justify="right")
+    for version in sorted({v["version"] for v in info["versions"]}, key=int):
+        seen = by_version.get(version, {})
+        requests = seen.get("requests", 0)
+        weight = routing["split"].get(version)
+        default = (
+            " (default)" if not routing["split"] and version == info["default_version"] else ""
+        )
+        row = [
+            version,
+            f"{weight:g}" if weight is not None else "-" + default,
+            ", ".join(k for k, v in routing["labels"].items() if v == version),
+            str(requests),
+            f"{requests / total:.1%}",
+            f"{seen.get('error_rate', 0):.1%}" if requests else "-",
+            f"{seen['latency']['p50_ms']:.1f} ms" if requests else "-",
+            f"{seen['latency']['p99_ms']:.1f} ms" if requests else "-",
+        ]
+        if shadow:
+            mirrored = seen.get("shadow_requests", 0)
+            row.append(
+                f"{mirrored}: {seen['shadow_mismatches']} differ, {seen['shadow_errors']} failed"
+                if mirrored
+                else ""
+            )
+        table.add_row(*row)
+    parts: list[RenderableType] = [table]
+    if shadow:
+        parts.append(
+            f"shadow: {shadow['fraction']:.1%} of requests mirrored to {shadow['version']}"
+        )
+    rollout = routing.get("canary")
+    if rollout:
+        parts.append(describe_canary(rollout))
+    return parts
+
+
+def render_keys(rows: list[dict[str, Any]], path: Path) -> Table:
+    """API keys as `keys list` shows them: never the secrets (only hashes are stored)."""
+    table = Table(title=f"API keys ({path})", title_justify="left")
+    for column in ("name", "rate", "models"):
+        table.add_column(column)
+    for row in rows:
+        rate_text = f"{row['rate_per_s']:g}/s" if row["rate_per_s"] else "-"
+        table.add_row(row["name"], rate_text, ", ".join(row["models"] or ["all"]))
+    return table
