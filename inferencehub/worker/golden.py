@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inferencehub.errors import ConfigError
+from inferencehub.errors import ConfigError, first_line
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.repository import GoldenConfig
@@ -88,7 +88,7 @@ def load_case(path: Path, config: GoldenConfig) -> GoldenCase:
                 f"{label} holds object arrays, which are never unpickled; save numeric, bool "
                 "or string arrays"
             ) from None
-        raise ConfigError(f"{label} cannot be read: {_first_line(exc)}") from None
+        raise ConfigError(f"{label} cannot be read: {first_line(exc)}") from None
     inputs: dict[str, np.ndarray] = {}
     outputs: dict[str, np.ndarray] = {}
     unknown = []
@@ -241,7 +241,7 @@ def check_golden(model: GatedVersion, version_dir: Path, config: GoldenConfig) -
                     results = model.run_feeds(instance, feeds)
                 except Exception as exc:  # ONNX Runtime raises many types
                     raise ConfigError(
-                        f"{case.label}: the model failed on its inputs: {_first_line(exc)}"
+                        f"{case.label}: the model failed on its inputs: {first_line(exc)}"
                     ) from None
                 for name, expected in case.outputs.items():
                     problem = compare(
@@ -273,11 +273,6 @@ def warm_up(model: GatedVersion) -> None:
                 "%s version %s: warm-up on zeros failed (it still loads): %s",
                 model.name,
                 model.info.version,
-                _first_line(exc),
+                first_line(exc),
             )
             return
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

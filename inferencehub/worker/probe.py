@@ -17,6 +17,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from inferencehub.errors import first_line
 from inferencehub.runtime import self_command
 from inferencehub.worker.signature import session_feeds
 
@@ -65,7 +66,7 @@ def probe_here(provider: str, path: Path, provider_options: dict[str, str]) -> d
     try:
         session = ort.InferenceSession(str(path), providers=[(provider, provider_options), CPU])
     except Exception as exc:
-        return {"ok": False, "error": _first_line(exc)}
+        return {"ok": False, "error": first_line(exc)}
     real = session.get_providers()[0]
     if real != provider:
         return {"ok": False, "error": f"ONNX Runtime fell back to {real}"}
@@ -74,10 +75,5 @@ def probe_here(provider: str, path: Path, provider_options: dict[str, str]) -> d
         if feeds is not None:
             session.run(None, feeds)
     except Exception as exc:  # zeros need not be valid input: the provider still works
-        return {"ok": True, "provider": real, "note": f"synthetic run failed: {_first_line(exc)}"}
+        return {"ok": True, "provider": real, "note": f"synthetic run failed: {first_line(exc)}"}
     return {"ok": True, "provider": real}
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

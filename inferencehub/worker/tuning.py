@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from inferencehub.errors import first_line
-from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE, datatype_from_ort
+from inferencehub.protocol.datatypes import NUMPY_BY_DATATYPE
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.memory import release_free_memory, rss_mb
+from inferencehub.worker.signature import batchable, tensor_specs
 
 logger = logging.getLogger(__name__)
 
@@ -227,19 +228,8 @@ def time_trial(
 
 def _inputs(session: Session) -> tuple[list[pb.TensorSpec], bool]:
     """The session's input specs, and whether every input and output has a batch dimension."""
-    inputs = [
-        pb.TensorSpec(
-            name=arg.name,
-            datatype=datatype_from_ort(arg.type),
-            shape=[d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])],
-        )
-        for arg in session.get_inputs()
-    ]
-    outputs = session.get_outputs()
-    batchable = all(s.shape and s.shape[0] == -1 for s in inputs) and all(
-        arg.shape and not (isinstance(arg.shape[0], int) and arg.shape[0] >= 0) for arg in outputs
-    )
-    return inputs, batchable
+    inputs = tensor_specs(session.get_inputs())
+    return inputs, batchable(inputs, tensor_specs(session.get_outputs()))
 
 
 def tune(
