@@ -3,7 +3,6 @@ built to favour opposite layouts, the cache, and what model.toml keys override."
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,24 +176,22 @@ def test_a_busy_moment_during_one_trial_does_not_decide_the_layout(
     assert (layout.instances, layout.threads) == ((2, 1) if twice else (1, 2)), layout.trials
 
 
-def test_a_serial_onnx_model_runs_fastest_as_one_single_threaded_session_per_core(
-    tmp_path: Path,
-) -> None:
-    """A Loop of tiny Adds has no op worth splitting over threads, so two single-threaded
-    sessions run two at once (measured here: 1.5-2x a session with both cores, 1.1x at worst
-    with the box three times oversubscribed). The opposite case does not exist on a CPU here:
-    with ONNX Runtime's threads not spinning, a session with 2 threads did not beat 2 sessions
-    of 1 in the median (tried: a 4-float Mul, 1-67 MB MatMuls; see bench/README.md), which is
-    why the fake sessions above stand in for it."""
+def test_a_real_session_is_measured_in_every_layout_the_cores_allow(tmp_path: Path) -> None:
+    """Tuning on a real ONNX Runtime session: every candidate layout is timed and the pick is
+    the fastest trial. Which layout wins on real hardware is a measurement (a Loop of tiny Adds
+    ran 1.5-2x faster as 2 sessions x 1 thread here, 1.1x with the box oversubscribed), so it is
+    shown by bench/run.py, not asserted here: a shared box can reverse it. The picking rules
+    are tested with fake sessions above."""
     if usable_cores() < 2:
         pytest.skip("layouts differ only with two or more cores")
     serial = slow_batch_model(tmp_path / "serial" / "1" / "model.onnx", 2000)
-    constraints = Constraints(cores=2, max_batch=0)  # layouts only
-    layouts = [tune(opener(serial), constraints, budget_s=1.0) for _ in range(5)]
-    picks = [(layout.instances, layout.threads) for layout in layouts]
-    assert picks.count((2, 1)) >= 3, (picks, layouts)
-    ratios = [t.trials[1].items_per_s / t.trials[0].items_per_s for t in layouts]
-    assert statistics.median(ratios) > 1.05, ratios
+    layout = tune(opener(serial), Constraints(cores=2, max_batch=0), budget_s=1.0)
+    assert layout.source == "measured", layout
+    timed = {(t.instances, t.threads) for t in layout.trials}
+    assert {(1, 2), (2, 1)} <= timed, layout.trials
+    assert all(t.items_per_s > 0 for t in layout.trials)
+    fastest = max(layout.trials, key=lambda t: t.items_per_s)
+    assert (layout.instances, layout.threads) == (fastest.instances, fastest.threads)
 
 
 def test_batches_are_measured_on_the_chosen_layout_within_the_budget(tmp_path: Path) -> None:
