@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from inferencehub import DEFAULT_URL
 from inferencehub.errors import HubError
 
 if TYPE_CHECKING:
@@ -29,8 +30,7 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         envvar="INFERENCEHUB_URL",
-        # NOTE: the value is client.DEFAULT_URL, resolved on use (see resolve_url).
-        show_default="the local hub",
+        show_default=DEFAULT_URL,
         help="Server URL: http://host:port or grpc://host:port.",
     ),
 ]
@@ -54,9 +54,7 @@ def exit_on_hub_error(code: int = 2) -> Iterator[None]:
 
 
 def resolve_url(url: str | None) -> str:
-    """--url, else $INFERENCEHUB_URL (typer reads it), else the SDK's default."""
-    from inferencehub.client import DEFAULT_URL
-
+    """--url, else $INFERENCEHUB_URL (typer reads it), else the local hub."""
     return DEFAULT_URL if url is None else url
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from inferencehub import DEFAULT_URL
 from inferencehub.client.http import HttpClient
 from inferencehub.client.types import (
     DEFAULT_TIMEOUT_S,
-    DEFAULT_URL,
     ClassScore,
     Client,
     ClientError,

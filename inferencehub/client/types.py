@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 60.0
 
 
