@@ -6,6 +6,7 @@ never delays a key press. What a frame shows is `status_view.render`'s business.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import threading
@@ -17,8 +18,27 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
-from inferencehub.client import ClientError
-from inferencehub.status_view import TICK_S, describe_error, render
+from inferencehub.client import ClientError, HttpClient, ServerUnreachableError
+from inferencehub.status_view import render
+
+TICK_S = 0.1  # how often the live loop looks at keys and the terminal size
+
+
+def fetch_snapshot(client: HttpClient, url: str) -> dict[str, Any]:
+    """One GET /v1/status plus "url"; GET /v1/models only for a gateway that lacks "models"."""
+    snapshot = {"url": url, **client.status()}
+    if "models" not in snapshot:
+        snapshot["models"] = client.models()
+    return snapshot
+
+
+def describe_error(exc: ClientError, url: str) -> str:
+    """One red line: why the last refresh failed, and that the view keeps trying."""
+    if isinstance(exc, ServerUnreachableError):
+        reason = exc.message.rpartition(f"{url.rstrip('/')}: ")[2] or "no answer"
+        reason = re.sub(r"^\[Errno -?\d+\]\s*", "", reason)
+        return f"cannot reach {url}: {reason[:1].lower()}{reason[1:]} — retrying"
+    return f"{url} answered {exc.status}: {exc.message} — retrying"
 
 
 class Poller:

@@ -7,7 +7,6 @@ checked at 80x24 without a server or a terminal; `status_live.run_live` owns the
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,12 +17,11 @@ from rich.styled import Styled
 from rich.table import Table
 from rich.text import Text
 
-from inferencehub.client import ClientError, HttpClient, ServerUnreachableError
+from inferencehub.protocol.routing import version_order
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 WIDE = 120  # from this width: since-start totals, last exits, version errors
 MAX_SPARK = 60  # one block per second of the last minute
-TICK_S = 0.1  # how often the live loop looks at keys and the terminal size
 GAP = 2  # columns between table cells: padding (0, 1) on both neighbours
 STATE_STYLES = {"running": "green", "READY": "green", "failed": "bold red", "FAILED": "bold red"}
 Row = list[Text]
@@ -59,23 +57,6 @@ def describe_canary(rollout: dict[str, Any]) -> str:
         )
     except (KeyError, TypeError, ValueError):  # a server that sends fewer fields
         return head + f"at {rollout.get('percent', '-')} %"
-
-
-def fetch_snapshot(client: HttpClient, url: str) -> dict[str, Any]:
-    """One GET /v1/status plus "url"; GET /v1/models only for a gateway that lacks "models"."""
-    snapshot = {"url": url, **client.status()}
-    if "models" not in snapshot:
-        snapshot["models"] = client.models()
-    return snapshot
-
-
-def describe_error(exc: ClientError, url: str) -> str:
-    """One red line: why the last refresh failed, and that the view keeps trying."""
-    if isinstance(exc, ServerUnreachableError):
-        reason = exc.message.rpartition(f"{url.rstrip('/')}: ")[2] or "no answer"
-        reason = re.sub(r"^\[Errno -?\d+\]\s*", "", reason)
-        return f"cannot reach {url}: {reason[:1].lower()}{reason[1:]} — retrying"
-    return f"{url} answered {exc.status}: {exc.message} — retrying"
 
 
 def render(
@@ -338,12 +319,7 @@ def _traffic_table(traffic: list[dict[str, Any]], width: int) -> Table:
 
 
 def _sorted_traffic(traffic: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(traffic, key=lambda t: (str(t.get("name")), _version_key(t.get("version"))))
-
-
-def _version_key(version: Any) -> tuple[int, str]:
-    text = str(version)
-    return (int(text), "") if text.isdigit() else (1 << 62, text)
+    return sorted(traffic, key=lambda t: (str(t.get("name")), version_order(str(t.get("version")))))
 
 
 def _door_parts(door: dict[str, Any] | None) -> list[str]:
@@ -420,6 +396,4 @@ def _duration(seconds: float | None) -> str:
 def _bytes(value: int | None) -> str:
     if value is None:
         return "-"
-    if value >= 1 << 30:
-        return f"{value / (1 << 30):.1f}G"
-    return f"{value / (1 << 20):.0f}M"
+    return f"{value / (1 << 30):.1f}G" if value >= 1 << 30 else f"{value / (1 << 20):.0f}M"

@@ -135,7 +135,7 @@ def probe_provider(
     """Open a model on one execution provider and run it once (the worker's crash-safe trial)."""
     import json
 
-    from inferencehub.worker.providers import probe_here
+    from inferencehub.worker.probe import probe_here
 
     answer = probe_here(provider, model, json.loads(options))
     print(json.dumps(answer), flush=True)  # the worker reads this line

@@ -35,9 +35,9 @@ def status(
         if not isinstance(client, HttpClient):
             fail("status needs the HTTP URL (http://host:port)", 2)
         if not (as_json or once) and out.is_terminal:
-            fetch = partial(status_view.fetch_snapshot, client, shown_url)
+            fetch = partial(status_live.fetch_snapshot, client, shown_url)
             raise typer.Exit(status_live.run_live(fetch, shown_url, out, interval, sys.stdin))
-        snapshot = status_view.fetch_snapshot(client, shown_url)
+        snapshot = status_live.fetch_snapshot(client, shown_url)
     if as_json:
         out.print_json(data=snapshot)
         return

@@ -20,10 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from inferencehub.errors import ConfigError
-
-# NOTE: probe_here is re-exported for `inferencehub probe-provider` (cli.py imports it here).
 from inferencehub.worker.probe import CPU, probe_command, run_probe
-from inferencehub.worker.probe import probe_here as probe_here
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import pytest
 from rich.console import Console
 
 from inferencehub.client import ClientError, ServerUnreachableError
-from inferencehub.status_live import key_reader, run_live
-from inferencehub.status_view import BLOCKS, describe_error, render, sparkline
+from inferencehub.status_live import describe_error, key_reader, run_live
+from inferencehub.status_view import BLOCKS, render, sparkline
 
 URL = "http://127.0.0.1:8000"
 HISTORY = [0, 0, 4, 8, 12, 16, 20, 24, 28, 32] * 6  # 60 s, oldest first
