@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import signal
 import socket
 import ssl
@@ -17,6 +19,9 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_S = 60.0
+
+
+_HUBS = itertools.count()
 
 
 def free_tcp_port() -> int:
@@ -101,6 +106,9 @@ def up_command(models: Path, http_port: int, grpc_port: int, *extra: str) -> lis
     ]
 
 
+READY_LINE = re.compile(r"InferenceHub ready: \S+?:(\d+)\s+\S+ \S+?:(\d+)\s")
+
+
 def wait_ready(
     hub: Hub, timeout_s: float = START_TIMEOUT_S, verify: ssl.SSLContext | bool = True
 ) -> None:
@@ -120,6 +128,22 @@ def wait_ready(
     raise TimeoutError(f"inferencehub up not ready after {timeout_s}s:\n{hub.output()}")
 
 
+def bound_ports(process: subprocess.Popen[str], log: Path, timeout_s: float) -> tuple[int, int]:
+    """The HTTP and gRPC ports from `up`'s ready line (it was started with port 0: the
+    gateway bound free ones, no guessing and no race with other tests)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = READY_LINE.search(log.read_text())
+        if found:
+            return int(found.group(1)), int(found.group(2))
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"inferencehub up exited with {process.returncode}:\n{log.read_text()}"
+            )
+        time.sleep(0.05)
+    raise TimeoutError(f"inferencehub up printed no ready line in {timeout_s}s:\n{log.read_text()}")
+
+
 @contextlib.contextmanager
 def running_hub(
     models: Path,
@@ -128,12 +152,12 @@ def running_hub(
     scheme: str = "http",
     verify: ssl.SSLContext | bool = True,
 ) -> Iterator[Hub]:
-    """`inferencehub up` serving `models`; always stopped (and killed if it must be)."""
-    http_port, grpc_port = free_tcp_port(), free_tcp_port()
-    log = log_dir / f"hub-{http_port}.log"
+    """`inferencehub up` serving `models` on ports it picks; always stopped (and killed if it
+    must be)."""
+    log = log_dir / f"hub-{next(_HUBS)}-{os.getpid()}.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            up_command(models, http_port, grpc_port, *extra),
+            up_command(models, 0, 0, *extra),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             text=True,
@@ -141,8 +165,9 @@ def running_hub(
             # Keys come from the test's own data dir, never from the user's.
             env={**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(log_dir / "xdg")},
         )
-    hub = Hub(process, f"{scheme}://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
     try:
+        http_port, grpc_port = bound_ports(process, log, START_TIMEOUT_S)
+        hub = Hub(process, f"{scheme}://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", log)
         wait_ready(hub, verify=verify)
         yield hub
     finally:

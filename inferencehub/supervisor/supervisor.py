@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Final
 
 from inferencehub.config import Settings
-from inferencehub.runtime import HANDLED_SIGNALS, RuntimeDir, self_command
+from inferencehub.runtime import (
+    HANDLED_SIGNALS,
+    RuntimeDir,
+    self_command,
+    write_private_atomically,
+)
 from inferencehub.state import STATE_FILE, HubState, write_state_atomic
 from inferencehub.supervisor.child import ChildProcess, ChildStartError
 from inferencehub.supervisor.policy import RestartPolicy
@@ -67,6 +72,7 @@ class Supervisor:
             except ChildStartError as exc:
                 self._say(f"inferencehub: {exc}", error=True)
                 return await self._shutdown(EXIT_CHILD_FAILED)
+            self._pin_ports(runtime, ready["gateway"])
             host = self._settings.gateway.host
             shown = f"[{host}]" if ":" in host else host
             tls = self._settings.gateway.tls_cert is not None
@@ -77,6 +83,18 @@ class Supervisor:
                 f"models {self._settings.worker.models_dir}"
             )
             return await self._watch()
+
+    def _pin_ports(self, runtime: RuntimeDir, notice: dict[str, object]) -> None:
+        """Ports asked for as 0 (any free one) are what the gateway bound from now on: a
+        restarted gateway comes back where its clients know it."""
+        gateway = self._settings.gateway
+        if gateway.http_port and gateway.grpc_port:
+            return
+        bound = {"http_port": notice["http_port"], "grpc_port": notice["grpc_port"]}
+        self._settings = self._settings.model_copy(
+            update={"gateway": gateway.model_copy(update=bound)}
+        )
+        write_private_atomically(runtime.settings_file, self._settings.model_dump_json())
 
     def _commands(self, runtime: RuntimeDir) -> dict[str, list[str]]:
         """Each child's command line: the local workers (one socket and settings file each,
