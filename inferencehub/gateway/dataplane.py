@@ -8,7 +8,6 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
 from inferencehub.gateway.auth import authorize_model, current_key
@@ -25,6 +24,7 @@ from inferencehub.gateway.shared_memory import (
 )
 from inferencehub.gateway.traffic import TrafficStats
 from inferencehub.logging import current_request_id
+from inferencehub.protocol.hub_status import WorkerStatus
 from inferencehub.protocol.routing import resolve_version
 from inferencehub.protocol.validation import SignatureCheck
 from inferencehub.v1 import inference_pb2 as pb
@@ -93,7 +93,7 @@ class DataPlane:
         callers filter by key where it matters."""
         return list(self._worker.known_models().values())
 
-    def workers(self) -> list[dict[str, Any]]:
+    def workers(self) -> list[WorkerStatus]:
         """Each worker: name, address, serving, requests outstanding, models."""
         return self._worker.describe()
 

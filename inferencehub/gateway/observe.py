@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,6 +24,7 @@ from inferencehub import __version__
 from inferencehub.errors import HubError
 from inferencehub.gateway.auth import Authenticator
 from inferencehub.gateway.dataplane import DataPlane
+from inferencehub.protocol.hub_status import DoorStatus, HubStatus, ProcessStatus
 from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
 from inferencehub.state import read_state
 from inferencehub.v1 import inference_pb2 as pb
@@ -268,7 +269,7 @@ class Observer:
         self._collector.scrape = await self._gather()
         return generate_latest(self.registry)
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> HubStatus:
         scrape = await self._gather()
         depths = {(s.name, s.version): s.queue_depth for s in scrape.statistics}
         visible = {m.name for m in self.dataplane.visible(scrape.models)}
@@ -283,17 +284,18 @@ class Observer:
             "worker_serving": scrape.worker_serving,
             "supervisor": state,
             "processes": [
-                {k: v for k, v in p.items() if k != "cpu_seconds"} for p in scrape.processes
+                cast(ProcessStatus, {k: v for k, v in p.items() if k != "cpu_seconds"})
+                for p in scrape.processes
             ],
-            "door": {
-                "auth": bool(authenticator and authenticator.active_keys),
-                "keys": authenticator.active_keys if authenticator else 0,
-                "rate_limit_per_s": authenticator.global_rate_per_s if authenticator else 0.0,
-                "rate_limited": authenticator.rate_limited if authenticator else 0,
-                "unauthenticated": authenticator.unauthenticated if authenticator else 0,
-                "in_flight": self.dataplane.in_flight,
-                "max_in_flight": self.dataplane.max_in_flight,
-            },
+            "door": DoorStatus(
+                auth=bool(authenticator and authenticator.active_keys),
+                keys=authenticator.active_keys if authenticator else 0,
+                rate_limit_per_s=authenticator.global_rate_per_s if authenticator else 0.0,
+                rate_limited=authenticator.rate_limited if authenticator else 0,
+                unauthenticated=authenticator.unauthenticated if authenticator else 0,
+                in_flight=self.dataplane.in_flight,
+                max_in_flight=self.dataplane.max_in_flight,
+            ),
             "workers": self.dataplane.workers(),
             "models": [model_to_json(m) for m in scrape.models if m.name in visible],
             "traffic": [

@@ -19,6 +19,7 @@ from typing import Any
 from inferencehub.errors import HubError, WorkerUnavailableError
 from inferencehub.gateway.hop_session import NO_HINTS, HopHints
 from inferencehub.gateway.worker_client import MISS_REFRESH_INTERVAL_S, GrpcWorkerClient
+from inferencehub.protocol.hub_status import WorkerStatus
 from inferencehub.protocol.validation import missing_model_error
 from inferencehub.v1 import inference_pb2 as pb
 
@@ -188,17 +189,17 @@ class WorkerPool:
                 return result
         raise next(r for r in results if isinstance(r, BaseException))
 
-    def describe(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[WorkerStatus]:
         """Per worker, for /v1/status and /metrics: where, whether it serves, its load."""
         return [
-            {
-                "name": w.name,
-                "address": w.address,
-                "serving": w.serving,
-                "outstanding": w.outstanding,
-                "models": sorted(w.known_models()),
-                "hop": w.hop_status(),
-            }
+            WorkerStatus(
+                name=w.name,
+                address=w.address,
+                serving=w.serving,
+                outstanding=w.outstanding,
+                models=sorted(w.known_models()),
+                hop=w.hop_status(),
+            )
             for w in self.workers
         ]
 
