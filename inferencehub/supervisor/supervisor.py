@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -33,8 +34,13 @@ EXIT_INTERRUPTED: Final = 130
 class Supervisor:
     """Owns the children's lifecycle; its own work is waiting."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, child_factory: Callable[..., ChildProcess] = ChildProcess
+    ) -> None:
+        """`child_factory(role, argv, log_format=...)` makes a child (tests pass fakes that
+        start, get ready, crash and stop on cue)."""
         self._settings = settings
+        self._child_factory = child_factory
         self._stop = asyncio.Event()
         self._force = False
         # Children by name ("worker" or "worker-0", "worker-1", ...; "gateway"), in start order;
@@ -44,6 +50,10 @@ class Supervisor:
         self._policies: dict[str, RestartPolicy] = {}
         self._state = HubState(supervisor_pid=os.getpid(), started_at=time.time())
         self._state_path: Path | None = None
+
+    def stop(self) -> None:
+        """As SIGTERM: stop the children in reverse order, then return from run()."""
+        self._on_signal(signal.SIGTERM)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set() and sig is signal.SIGINT:
@@ -141,7 +151,7 @@ class Supervisor:
         Raises:
             ChildStartError: it reported an error, exited or timed out while starting.
         """
-        child = ChildProcess(role, self._argv[role], log_format=self._settings.log_format)
+        child = self._child_factory(role, self._argv[role], log_format=self._settings.log_format)
         self._children[role] = child
         await child.start()
         process = self._state.process(role)
