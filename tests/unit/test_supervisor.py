@@ -90,13 +90,19 @@ async def until(condition: Any, what: str) -> None:
     assert condition(), what
 
 
-async def test_the_worker_starts_before_the_gateway_and_they_stop_in_reverse(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def started(tmp_path: Path) -> tuple[Children, Supervisor, asyncio.Task[int]]:
+    """A supervisor running with fake children, both started."""
     children = Children()
     supervisor = Supervisor(settings(tmp_path), children)
     running = asyncio.create_task(supervisor.run())
     await until(lambda: "gateway" in children.made, "the gateway started")
+    return children, supervisor, running
+
+
+async def test_the_worker_starts_before_the_gateway_and_they_stop_in_reverse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    children, supervisor, running = await started(tmp_path)
     assert children.events == [("start", "worker"), ("start", "gateway")]
     assert "--worker" in children.current("gateway").argv  # the gateway knows its worker
     supervisor.stop()
@@ -108,10 +114,7 @@ async def test_the_worker_starts_before_the_gateway_and_they_stop_in_reverse(
 
 
 async def test_a_crashed_child_is_restarted_and_the_state_file_says_so(tmp_path: Path) -> None:
-    children = Children()
-    supervisor = Supervisor(settings(tmp_path), children)
-    running = asyncio.create_task(supervisor.run())
-    await until(lambda: "gateway" in children.made, "the gateway started")
+    children, supervisor, running = await started(tmp_path)
     children.current("worker").crash(-9)
     await until(lambda: len(children.made["worker"]) == 2, "the worker restarted")
     state = json.loads(next((tmp_path / "run").rglob("state.json")).read_text())
@@ -125,10 +128,7 @@ async def test_a_crashed_child_is_restarted_and_the_state_file_says_so(tmp_path:
 async def test_a_crash_loop_makes_it_give_up_and_stop_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    children = Children()
-    supervisor = Supervisor(settings(tmp_path), children)
-    running = asyncio.create_task(supervisor.run())
-    await until(lambda: "gateway" in children.made, "the gateway started")
+    children, supervisor, running = await started(tmp_path)
     for crashes in range(1, 6):  # the policy gives up at the 5th crash within a minute
         children.current("gateway").crash(3)
         if crashes < 5:
