@@ -128,7 +128,7 @@ async def test_a_crashed_child_is_restarted_and_the_state_file_says_so(tmp_path:
 async def test_a_crash_loop_makes_it_give_up_and_stop_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    children, supervisor, running = await started(tmp_path)
+    children, _, running = await started(tmp_path)
     for crashes in range(1, 6):  # the policy gives up at the 5th crash within a minute
         children.current("gateway").crash(3)
         if crashes < 5:
