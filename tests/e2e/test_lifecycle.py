@@ -15,9 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hub import alive, free_tcp_port, running_hub, up_command
+from tests.hub import Hub, alive, free_tcp_port, running_hub, up_command, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+def requests_in_worker(hub: Hub) -> int:
+    """Requests the worker has received and not answered yet (its own count, read through
+    the gateway's /v1/status)."""
+    with contextlib.suppress(httpx.HTTPError):
+        status = httpx.get(f"{hub.http_url}/v1/status", timeout=5).json()
+        return sum(w["hop"]["worker_requests_held"] for w in status["workers"])
+    return 0
 
 
 def wait_gone(pids: list[int], timeout_s: float = 10.0) -> list[int]:
@@ -75,7 +84,7 @@ def test_in_flight_request_finishes_during_graceful_stop(repository: Path, tmp_p
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(0.5)  # the request is in the worker now (it runs for ~1-2 s)
+        wait_for(lambda: requests_in_worker(hub) == 1, 20, "the request to reach the worker")
         code = hub.stop(signal.SIGTERM)
         caller.join(timeout=30)
         assert code == 0, hub.output()
@@ -196,10 +205,11 @@ def test_second_ctrl_c_forces_a_fast_exit(repository: Path, tmp_path: Path) -> N
 
         caller = threading.Thread(target=call, daemon=True)
         caller.start()
-        time.sleep(0.5)
+        wait_for(lambda: requests_in_worker(hub) == 1, 20, "the request to reach the worker")
         started = time.monotonic()
         hub.process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        # The second Ctrl+C counts only once the first one started the graceful stop.
+        wait_for(lambda: "supervisor stopping" in hub.output(), 10, "the first Ctrl+C handled")
         hub.process.send_signal(signal.SIGINT)
         assert hub.process.wait(timeout=10) == 130
         assert time.monotonic() - started < 8

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inferencehub.client import connect
-from tests.hub import Hub, running_hub
+from tests.hub import Hub, running_hub, wait_for
 from tests.model_builders import scale_model
 
 pytestmark = pytest.mark.e2e
@@ -22,9 +22,12 @@ pytestmark = pytest.mark.e2e
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}
 
 
-def samples(hub: Hub) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics by (name, sorted labels), parsed as Prometheus would."""
-    reply = httpx.get(f"{hub.http_url}/metrics", timeout=10)
+def samples(
+    hub: Hub, reply: httpx.Response | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics (or of `reply`, a scrape already made) by (name, sorted
+    labels), parsed as Prometheus would."""
+    reply = reply or httpx.get(f"{hub.http_url}/metrics", timeout=10)
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain")
     return {
@@ -32,6 +35,19 @@ def samples(hub: Hub) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(reply.text)
         for s in family.samples
     }
+
+
+def past_the_door(hub: Hub, path: str) -> httpx.Response:
+    """GET `path`, again while the rate limit refuses it (429): a wait for a token, however
+    long the server takes to grant one."""
+    got: dict[str, httpx.Response] = {}
+
+    def admitted() -> bool:
+        got["reply"] = httpx.get(f"{hub.http_url}{path}", timeout=10)
+        return got["reply"].status_code != 429
+
+    wait_for(admitted, what=f"the rate limit to let GET {path} through")
+    return got["reply"]
 
 
 def value(found: dict, name: str, **labels: str) -> float:
@@ -105,8 +121,14 @@ def test_status_snapshot_has_processes_door_models_and_recent_traffic(hub: Hub) 
     with httpx.Client(timeout=10) as client:
         for _ in range(20):
             client.post(f"{hub.http_url}/v1/models/m/predict", json=BODY)
-    time.sleep(2.2)  # two one-second snapshots for the recent window
-    status = httpx.get(f"{hub.http_url}/v1/status", timeout=10).json()
+    status: dict = {}
+
+    def history_has_them() -> bool:  # the per-second history counts them from its next tick
+        status.update(httpx.get(f"{hub.http_url}/v1/status", timeout=10).json())
+        v2 = next(t for t in status["traffic"] if t["version"] == "2")
+        return sum(v2["requests_history"]) >= 20
+
+    wait_for(history_has_them, what="the traffic history to count the requests")
     roles = {p["role"]: p for p in status["processes"]}
     assert set(roles) == {"supervisor", "gateway", "worker"}
     assert set(hub.children().values()) == {roles["gateway"]["pid"], roles["worker"]["pid"]}
@@ -149,9 +171,8 @@ def test_rate_limited_requests_are_counted_at_the_door(tmp_path: Path) -> None:
             ]
         refused = codes.count(429)
         assert refused > 0
-        time.sleep(1.0)  # a token for the scrape itself
-        found = samples(hub)
+        # /metrics and /v1/status pass the same door: each asks until it has a token again.
+        found = samples(hub, past_the_door(hub, "/metrics"))
         assert value(found, "inferencehub_refused_requests_total", reason="rate_limited") >= refused
-        time.sleep(1.0)
-        door = httpx.get(f"{hub.http_url}/v1/status", timeout=10).json()["door"]
+        door = past_the_door(hub, "/v1/status").json()["door"]
         assert door["rate_limited"] >= refused and door["rate_limit_per_s"] == 5

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hub import Hub, alive, running_hub
+from tests.hub import Hub, alive, running_hub, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -52,26 +52,50 @@ def hammer(hub: Hub, stop: threading.Event, outcomes: list[Outcome]) -> None:
                 time.sleep(0.05)
 
 
-def under_load(hub: Hub, fault, clients: int = 4, after_s: float = 8.0) -> tuple[float, list]:
-    """Run `fault()` while `clients` clients hammer the hub; returns its time and the outcomes."""
+# Answers that started after the first answer since the fault plus this margin, before the
+# load stops: the tail that must be all successes.
+TAIL_MARGIN_S = 0.5
+TAIL_REQUESTS = 40
+
+
+def served_again(outcomes: list[Outcome], since: float) -> bool:
+    """Service is back since `since` and has answered a tail of TAIL_REQUESTS after that."""
+    snapshot = list(outcomes)
+    first_ok = min((o.finished for o in snapshot if o.ok and o.started > since), default=None)
+    if first_ok is None:
+        return False
+    return sum(o.started > first_ok + TAIL_MARGIN_S for o in snapshot) >= TAIL_REQUESTS
+
+
+def under_load(hub: Hub, fault, clients: int = 4) -> tuple[float, list]:
+    """Run `fault()` while `clients` clients hammer the hub, and keep the load on until
+    service is back and a tail of requests has been answered after it; returns the fault's
+    time and the outcomes."""
     stop = threading.Event()
     outcomes: list[Outcome] = []
     threads = [threading.Thread(target=hammer, args=(hub, stop, outcomes)) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
-    injected = time.monotonic()
-    fault()
-    time.sleep(after_s)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=CLIENT_TIMEOUT_S + 5)
+    try:
+        wait_for(lambda: sum(o.ok for o in list(outcomes)) >= 2 * clients, 30, "the load to flow")
+        injected = time.monotonic()
+        fault()
+        wait_for(lambda: served_again(outcomes, injected), 30, "service to resume under load")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=CLIENT_TIMEOUT_S + 5)
     assert not any(t.is_alive() for t in threads), "a client hung"
     return injected, outcomes
 
 
 def status(hub: Hub) -> dict:
     return httpx.get(f"{hub.http_url}/v1/status", timeout=5).json()
+
+
+def requests_in_worker(hub: Hub) -> int:
+    """Requests the worker has received and not answered yet (its own count)."""
+    return sum(w["hop"]["worker_requests_held"] for w in status(hub)["workers"])
 
 
 def restarts(hub: Hub, role: str) -> int:
@@ -92,7 +116,7 @@ def test_killed_worker_is_restarted_and_service_resumes(repository: Path, tmp_pa
             f"{sum(not o.ok for o in outcomes)} clean errors of {len(outcomes)} requests"
         )
         assert gap < 8.0
-        tail = [o for o in outcomes if o.started > first_ok + 0.5]
+        tail = [o for o in outcomes if o.started > first_ok + TAIL_MARGIN_S]
         assert tail and all(o.ok for o in tail), "service did not resume fully"
         assert hub.children()["worker"] != worker
         assert restarts(hub, "worker") == 1
@@ -130,7 +154,7 @@ def test_request_in_flight_on_a_killed_worker_is_retried(repository: Path, tmp_p
             )
         )
         caller.start()
-        time.sleep(1.0)  # the request is computing in the worker now
+        wait_for(lambda: requests_in_worker(hub) == 1, 20, "the request to reach the worker")
         os.kill(hub.children()["worker"], signal.SIGKILL)
         caller.join(timeout=30)
         reply = result["reply"]

@@ -5,9 +5,13 @@ drops expired requests before compute, and runs several instances (worker in-pro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -18,6 +22,7 @@ from inferencehub.gateway.hop_session import HopHints
 from inferencehub.protocol.tensors import tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
+from inferencehub.worker.onnx_model import OnnxModel
 from tests.integration.test_hop import hop_client
 from tests.integration.test_worker import running_worker
 from tests.model_builders import UNTUNED, slow_batch_model
@@ -33,10 +38,6 @@ def batching_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "tight" / "model.toml").write_text(UNTUNED + "max_queue_size = 2\n")
     slow_batch_model(root / "unbatched" / "1" / "model.onnx", ITERATIONS)
     (root / "unbatched" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
-    # ~1-3 s a run: long enough that a request with a 0.3 s deadline surely reaches the worker
-    # and expires in its queue, even on a loaded CI machine.
-    slow_batch_model(root / "slowest" / "1" / "model.onnx", ITERATIONS * 10)
-    (root / "slowest" / "model.toml").write_text(UNTUNED + "[batching]\nenabled = false\n")
     slow_batch_model(root / "pair" / "1" / "model.onnx", ITERATIONS)
     (root / "pair" / "model.toml").write_text(
         UNTUNED + "instances = 2\n[batching]\nenabled = false\n"
@@ -58,14 +59,76 @@ def request(model: str, x: np.ndarray) -> pb.PredictRequest:
     return pb.PredictRequest(model_name=model, inputs=[tensor_from_numpy("x", x)])
 
 
-async def test_concurrent_requests_merge_and_split_without_cross_talk(
-    batching_repo: Path, uds_dir: Path
+class FirstRun:
+    """Holds the first ONNX Runtime run of one model (in the worker's executor thread) until
+    the test lets it go: what queues behind the busy instance is then up to the test, not to
+    how long a run takes on this machine."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+        self.started = threading.Event()
+        self._go = threading.Event()
+        run = OnnxModel.run
+
+        def held(onnx: OnnxModel, *args: Any) -> Any:
+            if onnx.name == model and not self.started.is_set():
+                self.started.set()
+                self._go.wait(timeout=60)
+            return run(onnx, *args)
+
+        monkeypatch.setattr(OnnxModel, "run", held)
+
+    def release(self) -> None:
+        self._go.set()
+
+    async def __aenter__(self) -> FirstRun:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()  # a failing test must not leave the worker's stop waiting on it
+
+
+@pytest.fixture
+def hold_first_run(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], FirstRun]:
+    return lambda model: FirstRun(monkeypatch, model)
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = 30.0
 ) -> None:
-    async with worker_stub(batching_repo, uds_dir) as stub:
+    """Poll `condition` (plain or async) until it holds; fail naming `what` if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def queue_depth(stub: inference_pb2_grpc.InferenceServiceStub, model: str) -> int:
+    """Requests waiting for an instance, as the worker's statistics report them."""
+    stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name=model))
+    return stats.versions[0].queue_depth
+
+
+async def has_queued(stub: inference_pb2_grpc.InferenceServiceStub, model: str, n: int) -> bool:
+    return await queue_depth(stub, model) == n
+
+
+async def test_concurrent_requests_merge_and_split_without_cross_talk(
+    batching_repo: Path, uds_dir: Path, hold_first_run: Callable[[str], FirstRun]
+) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub, hold_first_run("slow") as first_run:
         first = asyncio.ensure_future(stub.Predict(request("slow", np.zeros((1, 3), np.float32))))
-        await asyncio.sleep(0.05)  # the first runs alone; the rest queue behind it
+        await until(first_run.started.is_set, "the first request to run")  # alone
         inputs = [np.full((k, 3), float(i), np.float32) for i, k in enumerate((1, 2, 1, 3), 1)]
-        replies = await asyncio.gather(*(stub.Predict(request("slow", x)) for x in inputs))
+        rest = asyncio.gather(*(stub.Predict(request("slow", x)) for x in inputs))
+        await until(lambda: has_queued(stub, "slow", 4), "the rest to queue behind it")
+        first_run.release()
+        replies = await rest
         await first
         for x, reply in zip(inputs, replies, strict=True):
             np.testing.assert_array_equal(tensor_to_numpy(reply.outputs[0]), x + ITERATIONS)
@@ -77,27 +140,39 @@ async def test_concurrent_requests_merge_and_split_without_cross_talk(
         assert {(b.batch_size, b.compute_infer.count) for b in versions.batches} == {(1, 1), (7, 1)}
 
 
-async def test_different_non_batch_shapes_never_merge(batching_repo: Path, uds_dir: Path) -> None:
-    async with worker_stub(batching_repo, uds_dir) as stub:
+async def test_different_non_batch_shapes_never_merge(
+    batching_repo: Path, uds_dir: Path, hold_first_run: Callable[[str], FirstRun]
+) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub, hold_first_run("slow") as first_run:
         first = asyncio.ensure_future(stub.Predict(request("slow", np.zeros((1, 2), np.float32))))
-        await asyncio.sleep(0.05)
+        await until(first_run.started.is_set, "the first request to run")
         wide = [np.full((1, 3), 5.0, np.float32), np.full((1, 3), 6.0, np.float32)]
         narrow = [np.full((1, 2), 7.0, np.float32)]
-        replies = await asyncio.gather(*(stub.Predict(request("slow", x)) for x in wide + narrow))
+        rest = asyncio.gather(*(stub.Predict(request("slow", x)) for x in wide + narrow))
+        await until(lambda: has_queued(stub, "slow", 3), "the rest to queue behind it")
+        first_run.release()
+        replies = await rest
         await first
         for x, reply in zip(wide + narrow, replies, strict=True):
             np.testing.assert_array_equal(tensor_to_numpy(reply.outputs[0]), x + ITERATIONS)
         assert [r.timing.batch_size for r in replies] == [2, 2, 1]
 
 
-async def test_full_queue_refuses_at_once(batching_repo: Path, uds_dir: Path) -> None:
-    async with worker_stub(batching_repo, uds_dir) as stub:
+async def test_full_queue_refuses_at_once(
+    batching_repo: Path, uds_dir: Path, hold_first_run: Callable[[str], FirstRun]
+) -> None:
+    async with worker_stub(batching_repo, uds_dir) as stub, hold_first_run("tight") as busy_run:
         x = np.zeros((1, 1), np.float32)
         busy = asyncio.ensure_future(stub.Predict(request("tight", x)))
-        await asyncio.sleep(0.05)
-        results = await asyncio.gather(
-            *(stub.Predict(request("tight", x)) for _ in range(5)), return_exceptions=True
-        )
+        await until(busy_run.started.is_set, "the busy request to run")
+        calls = [asyncio.ensure_future(stub.Predict(request("tight", x))) for _ in range(5)]
+
+        async def each_refused_or_queued() -> bool:
+            return sum(c.done() for c in calls) + await queue_depth(stub, "tight") == len(calls)
+
+        await until(each_refused_or_queued, "each request to be refused or queued")
+        busy_run.release()
+        results = await asyncio.gather(*calls, return_exceptions=True)
         await busy
         refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
         assert len(refused) == 3
@@ -106,24 +181,26 @@ async def test_full_queue_refuses_at_once(batching_repo: Path, uds_dir: Path) ->
 
 
 async def test_request_expiring_in_the_queue_is_never_computed(
-    batching_repo: Path, uds_dir: Path
+    batching_repo: Path, uds_dir: Path, hold_first_run: Callable[[str], FirstRun]
 ) -> None:
-    async with worker_stub(batching_repo, uds_dir) as stub:
+    model = "unbatched"
+    async with worker_stub(batching_repo, uds_dir) as stub, hold_first_run(model) as busy_run:
         x = np.zeros((1, 1), np.float32)
-        busy = asyncio.ensure_future(stub.Predict(request("slowest", x)))
-        await asyncio.sleep(0.2)
+        busy = asyncio.ensure_future(stub.Predict(request(model, x)))
+        await until(busy_run.started.is_set, "the busy request to run")
+        late = asyncio.ensure_future(stub.Predict(request(model, x), timeout=1.0))
+        await until(lambda: has_queued(stub, model, 1), "the late request to queue")
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Predict(request("slowest", x), timeout=0.3)
+            await late  # its deadline passes while the instance is still busy
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        busy_run.release()
         await busy
-        async with asyncio.timeout(10):  # the runner reaches the expired request and drops it
-            while True:
-                stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name="slowest"))
-                if stats.versions[0].fail.count:
-                    break
-                await asyncio.sleep(0.2)
+        # One instance takes requests in order: once the next one is answered, the runner
+        # has been past the expired one.
+        await stub.Predict(request(model, x))
+        stats = await stub.ModelStatistics(pb.ModelStatisticsRequest(name=model))
         assert stats.versions[0].fail.count == 1
-        assert stats.versions[0].execution_count == 1
+        assert stats.versions[0].execution_count == 2  # the busy one and the next: not it
 
 
 async def test_unbatched_model_runs_requests_one_by_one(batching_repo: Path, uds_dir: Path) -> None:

@@ -290,8 +290,14 @@ def test_live_view_draws_until_q_or_sigterm_and_exits_0(reachable: bool, quit_by
 
     handled: list[bool] = []
 
+    first_frame = "4377" if reachable else "cannot reach"
+
     def press_q() -> None:
-        time.sleep(0.5)
+        # Once the first frame is on screen, the view is in its key loop: the terminal is in
+        # cbreak mode and the SIGTERM handler installed.
+        deadline = time.monotonic() + 10
+        while first_frame not in screen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
         handled.append(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
         if quit_by == "SIGTERM" and handled[0]:  # never kill pytest itself
             os.kill(os.getpid(), signal.SIGTERM)  # recorded by run_live's handler
