@@ -135,10 +135,12 @@ class DataPlane:
             authorize_model(request.model_name)
             if self._in_flight >= self._max_in_flight:
                 raise self._busy()
-            self.regions.resolve(_owner(), request)
+            uses_regions = self.regions.resolve(_owner(), request)
             self._in_flight += 1
             try:
-                response = await self._predict(request, payloads, timeout_s, routing_key)
+                response = await self._predict(
+                    request, payloads, timeout_s, routing_key, mirror=not uses_regions
+                )
             finally:
                 self._in_flight -= 1
             return response
@@ -253,7 +255,11 @@ class DataPlane:
         payloads: Sequence[bytes | memoryview],
         timeout_s: float | None,
         routing_key: str,
+        *,
+        mirror: bool,
     ) -> pb.PredictResponse:
+        """`mirror`: whether a shadow may get a copy (not of a request using the client's
+        regions: it may reuse them as soon as it has its answer)."""
         model = await self._worker.model(request.model_name)
         key = current_key.get()
         version = resolve_version(model, request.version, routing_key or (key.name if key else ""))
@@ -276,7 +282,7 @@ class DataPlane:
                 response is not None,
                 response.timing.batch_size if response is not None else 0,
             )
-            if not _uses_regions(request):  # the client may reuse them once answered
+            if mirror:
                 self.shadows.maybe_mirror(model, request, version.version, payloads, response)
 
     async def _shadow_answer(
@@ -361,12 +367,6 @@ def _owner() -> str | None:
     """Whose shared-memory regions a request sees: its API key's, or everyone's (no keys)."""
     key = current_key.get()
     return key.key_id if key is not None else None
-
-
-def _uses_regions(request: pb.PredictRequest) -> bool:
-    return any(t.HasField("shared_memory") for t in request.inputs) or any(
-        o.HasField("shared_memory") for o in request.output_options.values()
-    )
 
 
 def _sizes(request: pb.PredictRequest, payloads: Sequence[bytes | memoryview]) -> list[int]:

@@ -107,21 +107,22 @@ class RegionRegistry:
         else:
             self._regions.get(owner, {}).pop(name, None)
 
-    def resolve(self, owner: str | None, request: pb.PredictRequest) -> None:
+    def resolve(self, owner: str | None, request: pb.PredictRequest) -> bool:
         """Turn each shared-memory reference of a request (region name, offset, size) into the
         span the worker reads or writes, from the owner's regions only: whatever else a client
-        put into a span (key, device, inode) is overwritten here.
+        put into a span (key, device, inode) is overwritten here. Returns whether the request
+        uses any region.
 
         Raises:
             RegionNotFoundError, RegionError: not the owner's region, or outside it.
             InvalidRequestError: the inputs in regions add up to more than max_input_bytes.
         """
-        total = 0
+        total, used = 0, False
         for tensor in request.inputs:
             if tensor.HasField("shared_memory"):
                 ref, what = tensor.shared_memory, f"input '{tensor.name}'"
                 ref.CopyFrom(self.span(owner, ref.region, ref.region_offset, ref.byte_size, what))
-                total += ref.byte_size
+                total, used = total + ref.byte_size, True
         if total > self._max_input_bytes:
             raise RegionError(
                 f"the request's inputs in shared memory add up to {total} bytes; the limit is "
@@ -131,6 +132,8 @@ class RegionRegistry:
             if options.HasField("shared_memory"):
                 ref, what = options.shared_memory, f"output '{name}'"
                 ref.CopyFrom(self.span(owner, ref.region, ref.region_offset, ref.byte_size, what))
+                used = True
+        return used
 
     def span(
         self, owner: str | None, name: str, offset: int, size: int, what: str

@@ -58,15 +58,6 @@ def config_datatype(datatype: str) -> str:
     return "TYPE_STRING" if datatype == BYTES else f"TYPE_{datatype}"
 
 
-def _parameter_value(parameter: v2.InferParameter) -> str:
-    choice = parameter.WhichOneof("parameter_choice")
-    return "" if choice is None else str(getattr(parameter, choice))
-
-
-def _string_parameters(parameters: Mapping[str, v2.InferParameter]) -> dict[str, str]:
-    return {key: _parameter_value(value) for key, value in parameters.items()}
-
-
 def _filled_fields(tensor: v2.ModelInferRequest.InferInputTensor) -> list[str]:
     return [descriptor.name for descriptor, _ in tensor.contents.ListFields()]
 
@@ -125,7 +116,9 @@ def predict_request_from_grpc(
         model_name=request.model_name,
         version=request.model_version,
         outputs=[o.name for o in request.outputs],
-        parameters=_string_parameters(request.parameters),
+        parameters={
+            k: "" if v is None else str(v) for k, v in typed_parameters(request.parameters).items()
+        },
         request_id=request.id,
     )
     for output in request.outputs:

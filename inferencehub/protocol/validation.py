@@ -87,8 +87,9 @@ class SignatureCheck:
         """Bytes the request's numeric outputs will take where the signature fixes their size
         (every dim static, or the first one the batch size); BYTES outputs and outputs of
         other dynamic sizes are left out (they travel inline)."""
-        # Outputs going to a client's region or coming back as class strings need no room.
-        wanted = (set(request.outputs) or set(self._outputs)) - set(request.output_options)
+        wanted = set(request.outputs) or self._outputs
+        if request.output_options:  # outputs into a client's region or as class strings
+            wanted = wanted.difference(request.output_options)
         batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
         total = 0
         for spec in self.version.outputs:

@@ -7,6 +7,7 @@ and inode at registration); here the bytes are copied in before decoding and out
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -20,18 +21,36 @@ class Classifier(Protocol):
     def top_classes(self, name: str, values: np.ndarray, k: int) -> np.ndarray: ...
 
 
-def requested_form(
-    model: Classifier, request: pb.PredictRequest, name: str, values: np.ndarray
-) -> tuple[np.ndarray, pb.SharedMemorySpan | None]:
-    """An output as the request asked for it (top-k classes or its values) and the region
-    span it goes to, if any."""
+def shaped_outputs(
+    model: Classifier, request: pb.PredictRequest, outputs: list[tuple[str, np.ndarray]]
+) -> Sequence[tuple[str, np.ndarray | pb.Tensor]]:
+    """The outputs as the request asked for them: top-k classes where it asked for
+    classification, and for an output it sent to one of its regions, the response's tensor
+    saying where it went. Those are written here, before any part of the answer is queued, so
+    a write that fails is one clean error. A request without output options costs nothing.
+
+    Raises:
+        RegionError: an output does not fit its span, or the region cannot take it.
+    """
     options = request.output_options
-    if not options or name not in options:
-        return values, None
-    chosen = options[name]
-    if chosen.class_count:
-        values = model.top_classes(name, values, chosen.class_count)
-    return values, chosen.shared_memory if chosen.HasField("shared_memory") else None
+    if not options:
+        return outputs
+    shaped: list[tuple[str, np.ndarray | pb.Tensor]] = []
+    for name, values in outputs:
+        chosen = options[name] if name in options else None
+        if chosen is None:
+            shaped.append((name, values))
+            continue
+        if chosen.class_count:
+            values = model.top_classes(name, values, chosen.class_count)
+        if not chosen.HasField("shared_memory"):
+            shaped.append((name, values))
+            continue
+        datatype, data = wire_form(values)
+        tensor = pb.Tensor(name=name, datatype=datatype, shape=values.shape)
+        write_output(tensor, chosen.shared_memory, data)
+        shaped.append((name, tensor))
+    return shaped
 
 
 def region_or_contents(tensor: pb.Tensor) -> bytes | bytearray:
@@ -62,15 +81,3 @@ def write_output(tensor: pb.Tensor, span: pb.SharedMemorySpan, data: bytes | np.
     write_span(span, view, what)
     tensor.shared_memory.CopyFrom(span)
     tensor.shared_memory.byte_size = len(view)
-
-
-def region_output(name: str, array: np.ndarray, span: pb.SharedMemorySpan) -> pb.Tensor:
-    """Write an output into its region; the response's tensor for it (no contents).
-
-    Raises:
-        RegionError: as write_output.
-    """
-    datatype, data = wire_form(array)
-    tensor = pb.Tensor(name=name, datatype=datatype, shape=array.shape)
-    write_output(tensor, span, data)
-    return tensor

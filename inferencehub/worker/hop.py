@@ -34,7 +34,7 @@ from inferencehub.protocol.tensors import wire_form
 from inferencehub.v1 import hop_pb2 as hop
 from inferencehub.v1 import hop_pb2_grpc
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.client_memory import region_output, requested_form
+from inferencehub.worker.client_memory import shaped_outputs
 from inferencehub.worker.hop_session import HopSession
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.scheduler import ModelScheduler, Prediction
@@ -257,17 +257,7 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         if item.slot and arena is not None and not arena.still_holds(item.slot, item.generation):
             raise InternalError("the request's arena slot moved on while it was computed")
         request = item.request
-        forms = [
-            (name, *requested_form(scheduler.model, request, name, values))
-            for name, values in prediction.outputs
-        ]
-        # Into the client's regions first: a write that fails must fail the request before
-        # any part of its answer is queued.
-        written = {
-            name: region_output(name, array, region)
-            for name, array, region in forms
-            if region is not None
-        }
+        outputs = shaped_outputs(scheduler.model, request, prediction.outputs)
         result = session.new_result(item.tag)
         response = result.response
         response.model_name = request.model_name
@@ -276,10 +266,10 @@ class HopServicer(hop_pb2_grpc.WorkerHopServicer):
         response.timing.CopyFrom(prediction.timing)
         response.classifications.extend(prediction.classifications)
         inline = 0
-        for name, array, _ in forms:
+        for name, array in outputs:
             span = result.outputs.add()
-            if name in written:
-                response.outputs.append(written[name])
+            if isinstance(array, pb.Tensor):  # written into the client's region
+                response.outputs.append(array)
                 continue
             datatype, data = wire_form(array)
             tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import grpc
-import numpy as np
 
 from inferencehub import __version__
 from inferencehub.errors import ErrorCode, HubError, WorkerUnavailableError
@@ -17,10 +16,9 @@ from inferencehub.protocol.status import map_errors_to_grpc, status_number
 from inferencehub.protocol.tensors import tensor_from_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
-from inferencehub.worker.client_memory import region_or_contents, region_output, requested_form
+from inferencehub.worker.client_memory import region_or_contents, shaped_outputs
 from inferencehub.worker.hop import QUIET_ERRORS
 from inferencehub.worker.registry import ModelRegistry
-from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +82,10 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
             payloads = [region_or_contents(tensor) for tensor in request.inputs]
             scheduler.model.signature.check(request, [len(p) for p in payloads])
             result = await scheduler.submit(request, timeout_s, arrived_ns, payloads)
-            outputs = [self._output(scheduler, request, *item) for item in result.outputs]
+            outputs = [
+                shaped if isinstance(shaped, pb.Tensor) else tensor_from_numpy(name, shaped)
+                for name, shaped in shaped_outputs(scheduler.model, request, result.outputs)
+            ]
         except HubError as exc:
             log = logger.debug if exc.code in QUIET_ERRORS else logger.warning
             log(
@@ -106,15 +107,6 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
             request_id=request.request_id,
             timing=result.timing,
         )
-
-    @staticmethod
-    def _output(
-        scheduler: ModelScheduler, request: pb.PredictRequest, name: str, values: np.ndarray
-    ) -> pb.Tensor:
-        array, region = requested_form(scheduler.model, request, name, values)
-        if region is not None:
-            return region_output(name, array, region)
-        return tensor_from_numpy(name, array)
 
     @map_errors_to_grpc
     async def ListModels(

@@ -204,7 +204,8 @@ def test_a_request_is_resolved_from_the_callers_regions_only(shm_object: MakeObj
     request.output_options["y"].shared_memory.CopyFrom(
         pb.SharedMemorySpan(region="r", region_offset=128, byte_size=64)
     )
-    regions.resolve("alice", request)
+    assert regions.resolve("alice", request) is True  # it uses regions: never mirrored
+    assert regions.resolve("alice", pb.PredictRequest(inputs=[pb.Tensor(name="x")])) is False
     resolved = request.inputs[0].shared_memory
     assert (resolved.key, resolved.offset, resolved.byte_size) == (key, 8, 100)
     assert resolved.inode == os.stat(SHM_DIR + key).st_ino  # the client's own values are gone
