@@ -17,15 +17,15 @@ import numpy as np
 
 from inferencehub.client.types import (
     ClassScore,
+    Client,
     ClientError,
     PredictResult,
     ServerUnreachableError,
-    canary_request,
     image_bytes,
 )
 from inferencehub.errors import InvalidRequestError
 from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
-from inferencehub.protocol.routing_codec import routing_body, routing_request
+from inferencehub.protocol.routing_codec import routing_request
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
@@ -33,7 +33,7 @@ from inferencehub.v1 import inference_pb2_grpc
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 65536
 
 
-class GrpcClient:
+class GrpcClient(Client):
     """Synchronous client of the public gRPC API."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout_s: float) -> None:
@@ -49,12 +49,6 @@ class GrpcClient:
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout_s = timeout_s
         self._image_inputs: dict[tuple[str, str], str] = {}
-
-    def __enter__(self) -> GrpcClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._channel.close()
@@ -89,25 +83,12 @@ class GrpcClient:
         self._call(self._stub.LoadModel, pb.LoadModelRequest(name=name))
         self._image_inputs.clear()
 
-    def set_routing(
-        self,
-        name: str,
-        split: Mapping[str, float] | None = None,
-        labels: Mapping[str, str] | None = None,
-        sticky: bool = True,
-        reset: bool = False,
-        shadow: Mapping[str, Any] | None = None,
-        canary: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        body = routing_body(split, labels, sticky, reset, shadow, canary)
+    def _apply_routing(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             request = routing_request(name, body)
         except InvalidRequestError as exc:
             raise ClientError("INVALID_ARGUMENT", exc.message) from None
         return model_to_json(self._call(self._stub.SetRouting, request))
-
-    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:
-        return self.set_routing(name, canary=canary_request(version, **budgets))
 
     def traffic(self, name: str = "") -> list[dict[str, Any]]:
         reply = self._call(self._stub.Traffic, pb.TrafficRequest(name=name))

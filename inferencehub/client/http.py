@@ -13,17 +13,16 @@ import numpy as np
 from inferencehub.client.types import (
     DEFAULT_TIMEOUT_S,
     ClassScore,
+    Client,
     ClientError,
     PredictResult,
     ServerUnreachableError,
-    canary_request,
     image_bytes,
 )
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
-from inferencehub.protocol.routing_codec import routing_body
 
 
-class HttpClient:
+class HttpClient(Client):
     """Synchronous client of the /v1 HTTP API (httpx)."""
 
     def __init__(
@@ -32,12 +31,6 @@ class HttpClient:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._url = url.rstrip("/")
         self._http = httpx.Client(base_url=self._url, headers=headers, timeout=timeout_s)
-
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._http.close()
@@ -82,26 +75,8 @@ class HttpClient:
     def unload_model(self, name: str) -> None:
         self._request("POST", f"/v2/repository/models/{name}/unload")
 
-    def set_routing(
-        self,
-        name: str,
-        split: Mapping[str, float] | None = None,
-        labels: Mapping[str, str] | None = None,
-        sticky: bool = True,
-        reset: bool = False,
-        shadow: Mapping[str, Any] | None = None,
-        canary: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Replace the model's routing live (persisted); returns the model's metadata.
-
-        `shadow` is {"version", "fraction"}; `canary` a running rollout to keep (as the model's
-        metadata shows it) or a new one (see start_canary).
-        """
-        body = routing_body(split, labels, sticky, reset, shadow, canary)
+    def _apply_routing(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._request("PUT", f"/v1/models/{name}/routing", json=body))
-
-    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:
-        return self.set_routing(name, canary=canary_request(version, **budgets))
 
     def traffic(self, name: str = "") -> list[dict[str, Any]]:
         """Requests, errors and latency percentiles per version, as the gateway saw them."""

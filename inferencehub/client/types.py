@@ -6,12 +6,15 @@ transport is loaded only for grpc:// URLs, and HTTP users never pay for grpc.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Self
 
 import numpy as np
+
+from inferencehub.protocol.routing_codec import routing_body
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -47,12 +50,20 @@ class PredictResult:
     latency_ms: float = field(default=0.0)
 
 
-class Client(Protocol):
-    """What both transports offer; the CLI is written against this."""
+class Client(ABC):
+    """What both transports offer; the CLI is written against this.
 
+    Routing is written here once: a transport only says how a policy's JSON form reaches the
+    server (`_apply_routing`).
+    """
+
+    @abstractmethod
     def ready(self) -> bool: ...
+    @abstractmethod
     def models(self) -> list[dict[str, Any]]: ...
+    @abstractmethod
     def model(self, name: str) -> dict[str, Any]: ...
+    @abstractmethod
     def predict(
         self,
         model: str,
@@ -60,10 +71,24 @@ class Client(Protocol):
         version: str = "",
         outputs: Sequence[str] = (),
     ) -> PredictResult: ...
+    @abstractmethod
     def predict_image(
         self, model: str, image: bytes | Path, version: str = ""
     ) -> PredictResult: ...
+    @abstractmethod
     def load_model(self, name: str) -> None: ...
+    @abstractmethod
+    def unload_model(self, name: str) -> None: ...
+    @abstractmethod
+    def traffic(self, name: str = "") -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def served_counts(self, name: str) -> dict[str, int]: ...
+    @abstractmethod
+    def close(self) -> None: ...
+    @abstractmethod
+    def _apply_routing(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a policy in its JSON form; the model's metadata after the change."""
+
     def set_routing(
         self,
         name: str,
@@ -73,14 +98,22 @@ class Client(Protocol):
         reset: bool = False,
         shadow: Mapping[str, Any] | None = None,
         canary: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]: ...
-    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]: ...
-    def traffic(self, name: str = "") -> list[dict[str, Any]]: ...
-    def served_counts(self, name: str) -> dict[str, int]: ...
-    def unload_model(self, name: str) -> None: ...
-    def close(self) -> None: ...
-    def __enter__(self) -> Client: ...
-    def __exit__(self, *exc: object) -> None: ...
+    ) -> dict[str, Any]:
+        """Replace the model's routing live (persisted); returns the model's metadata.
+
+        `shadow` is {"version", "fraction"}; `canary` a running rollout to keep (as the model's
+        metadata shows it) or a new one (see start_canary).
+        """
+        return self._apply_routing(name, routing_body(split, labels, sticky, reset, shadow, canary))
+
+    def start_canary(self, name: str, version: str, **budgets: Any) -> dict[str, Any]:
+        return self.set_routing(name, canary=canary_request(version, **budgets))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def canary_request(
