@@ -371,9 +371,24 @@ def test_unregistering_a_region_in_use_is_safe(hub: Hub, regions: Regions) -> No
     tensor = httpclient.InferInput("x", [1, 4], "FP32")
     tensor.set_shared_memory("busy", x.nbytes)
     answers: list[np.ndarray] = []
-    running = threading.Thread(
-        target=lambda: answers.append(http_client(hub).infer("slow", [tensor]).as_numpy("y"))
-    )
+    # NOTE: plain HTTP in the thread: tritonclient.http runs on gevent, whose hub is per thread,
+    # and a client closed (or collected) in another thread raises from its __del__.
+    body = {
+        "inputs": [
+            {
+                "name": "x",
+                "datatype": "FP32",
+                "shape": [1, 4],
+                "parameters": {"shared_memory_region": "busy", "shared_memory_byte_size": 16},
+            }
+        ]
+    }
+
+    def slow_request() -> None:
+        reply = httpx.post(f"{hub.http_url}/v2/models/slow/infer", json=body, timeout=60)
+        answers.append(np.array(reply.json()["outputs"][0]["data"], np.float32).reshape(1, 4))
+
+    running = threading.Thread(target=slow_request)
     running.start()
     wait_for(lambda: in_flight(hub) == 1, 20, "the request to be in flight")
     client.unregister_system_shared_memory("busy")  # while the worker computes
