@@ -190,6 +190,26 @@ class WorkerSettings(_Section):
     )
 
 
+class RepositorySettings(_Section):
+    """Where models may come from: signed bundles (docs/bundles.md) and who is trusted."""
+
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (PEM) whose bundles are imported (`up --trust`).",
+    )
+    require_signed: bool = Field(
+        False,
+        description="Serve only versions that arrived in a bundle signed by a trusted key and "
+        "still match its manifest; any other version is FAILED with the reason.",
+    )
+    max_bundle_bytes: int = Field(
+        4 << 30, gt=0, description="Largest bundle accepted for import, packed or unpacked."
+    )
+    import_timeout_s: float = Field(
+        600.0, gt=0, description="How long an import may take (upload, checks, golden gate)."
+    )
+
+
 class WorkerPlacement(_Section):
     """One local worker process: which models it loads and on what."""
 
@@ -241,6 +261,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+    repository: RepositorySettings = RepositorySettings()
 
     def worker_placements(self) -> list[WorkerPlacement]:
         """The local workers to start: the explicit placement, else `workers` identical ones."""
@@ -306,11 +327,19 @@ def load_settings(
             table = data if section is None else data.get(section, {})
             if isinstance(table.get(key), str):
                 table[key] = str(base / table[key])
+        repository = data.get("repository", {})
+        if isinstance(repository.get("trusted_keys"), list):
+            repository["trusted_keys"] = [
+                str(base / key) if isinstance(key, str) else key
+                for key in repository["trusted_keys"]
+            ]
         for remote in data.get("gateway", {}).get("remote_workers", []):
             for key in ("ca_cert", "client_cert", "client_key"):
                 if isinstance(remote, dict) and isinstance(remote.get(key), str):
                     remote[key] = str(base / remote[key])
     for key, value in (overrides or {}).items():
+        if key == "repository.trusted_keys" and value:  # `up --trust` adds to the file's keys
+            value = [*data.get("repository", {}).get("trusted_keys", []), *value]
         if value is not None:
             _set_nested(data, key, value)
     try:
@@ -327,4 +356,12 @@ def load_settings(
     for path in tls:
         if path is not None and not path.is_file():
             raise ConfigError(f"TLS file {path} does not exist")
+    for key in settings.repository.trusted_keys:
+        if not key.is_file():
+            raise ConfigError(f"trusted key {key} does not exist (expected a PEM public key)")
+    if settings.repository.require_signed and not settings.repository.trusted_keys:
+        raise ConfigError(
+            "require_signed needs at least one trusted key ([repository] trusted_keys or "
+            "`up --trust PUB`): with none, no model could ever serve"
+        )
     return settings.model_copy(update={"worker": worker, "data_dir": data_dir})

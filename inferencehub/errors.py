@@ -72,6 +72,13 @@ class PolicyChangedError(HubError):
     code = ErrorCode.FAILED_PRECONDITION
 
 
+class ConflictError(HubError):
+    """The request collides with the repository's state (a version that exists, a model being
+    reloaded); nothing was changed."""
+
+    code = ErrorCode.FAILED_PRECONDITION
+
+
 class ConfigError(HubError):
     """Settings, a config file or a model.toml are invalid."""
 

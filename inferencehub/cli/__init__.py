@@ -2,7 +2,9 @@
 
 serve    up, worker, and the hidden gateway / probe-provider roles `up` re-executes
 predict  one request from an image or .npy tensors
-models   list, show, load, unload
+models   list, show, load, unload, import
+bundle   signing keys; create and verify signed bundles
+pull     download a bundle or .onnx, then import it (or save it)
 route    routing changes and canaries (rules in route_change)
 status   the live view
 keys     API keys
@@ -18,7 +20,7 @@ from __future__ import annotations
 import typer
 
 from inferencehub import __version__
-from inferencehub.cli import keys, models, predict, route, serve, status
+from inferencehub.cli import bundle, keys, models, predict, pull, route, serve, status
 from inferencehub.cli.common import out
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ app.command()(serve.worker)
 app.command(hidden=True)(serve.gateway)
 app.command()(predict.predict)
 app.add_typer(models.app, name="models")
+app.add_typer(bundle.app, name="bundle")
+app.command()(pull.pull)
 app.command()(route.route)
 app.command()(status.status)
 app.add_typer(keys.app, name="keys")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from inferencehub.cli.common import JsonOption, UrlOption, err, hub, out
+from inferencehub.cli.common import JsonOption, UrlOption, err, fail, hub, out
 
 app = typer.Typer(help="List, show, load and unload models.", no_args_is_help=False)
 
@@ -69,3 +70,31 @@ def models_unload(
     with hub(url) as client:
         client.unload_model(name)
     err.print(f"unloaded {name}")
+
+
+@app.command("import")
+def models_import(
+    bundle: Annotated[Path, typer.Argument(help="A signed bundle (.ihb; docs/bundles.md).")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace versions that already exist.")
+    ] = False,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a signed bundle through the running hub: verified against its trusted keys,
+    gated, renamed into the repository and loaded; any failure changes nothing."""
+    if not bundle.is_file():
+        fail(f"{bundle} is not a file", 2)
+    with hub(url) as client:
+        reply = client.import_model(bundle, replace=replace)
+    show_import(reply, as_json)
+
+
+def show_import(reply: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=reply)
+        return
+    from inferencehub.cli.output import describe_import
+
+    out.print(describe_import(reply))
+    _show_models([reply["model"]], as_json=False)

@@ -214,3 +214,26 @@ def render_keys(rows: list[dict[str, Any]], path: Path) -> Table:
         rate_text = f"{row['rate_per_s']:g}/s" if row["rate_per_s"] else "-"
         table.add_row(row["name"], rate_text, ", ".join(row["models"] or ["all"]))
     return table
+
+
+def render_bundle(summary: dict[str, Any]) -> Group:
+    """`bundle verify`: who signed what, and every file with its size."""
+    head = Text.assemble(
+        ("verified ", "bold green"),
+        f"{summary['model']} version(s) {', '.join(summary['versions'])}, signed by ",
+        (summary["signer"], "bold"),
+        f", created {summary['created']} (hub {summary['hub_version']})",
+    )
+    table = Table("file", "bytes", "sha256")
+    for entry in summary["files"]:
+        table.add_row(entry["path"], f"{entry['size']:,}", entry["sha256"][:16] + "…")
+    table.add_row("total", f"{summary['total_bytes']:,}", "")
+    return Group(head, table)
+
+
+def describe_import(reply: dict[str, Any]) -> Text:
+    """`models import` / `pull`: what was installed, and from whom."""
+    signer = f"signed by {reply['signer']}" if reply.get("signer") else "unsigned .onnx"
+    return Text(
+        f"imported {reply['model']['name']} version(s) {', '.join(reply['versions'])} ({signer})"
+    )

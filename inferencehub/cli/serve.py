@@ -51,6 +51,19 @@ def up(
             help="Worker processes, each with every model (default 1; see docs/scale.md)."
         ),
     ] = None,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Ed25519 public key (PEM) whose signed bundles are imported; repeatable "
+            "(adds to [repository] trusted_keys; docs/bundles.md)."
+        ),
+    ] = None,
+    require_signed: Annotated[
+        bool,
+        typer.Option(
+            "--require-signed", help="Serve only versions from bundles signed by a trusted key."
+        ),
+    ] = False,
 ) -> None:
     """Serve a model repository over HTTP and gRPC until Ctrl-C."""
     with exit_on_hub_error():
@@ -69,6 +82,8 @@ def up(
                 "worker.provider": provider,
                 "worker.provider_policy": provider_policy,
                 "supervisor.workers": workers,
+                "repository.trusted_keys": [str(key) for key in trust or []] or None,
+                "repository.require_signed": require_signed or None,
             },
         )
     if not settings.worker.models_dir.is_dir() and settings.worker_placements():

@@ -7,7 +7,7 @@ Loaded by `connect()` only for grpc:// URLs; it imports the shared types, never 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,15 +16,17 @@ import grpc
 import numpy as np
 
 from inferencehub.client.types import (
+    IMPORT_TIMEOUT_S,
     ClassScore,
     Client,
     ClientError,
     PredictResult,
     ServerUnreachableError,
+    file_pieces,
     image_bytes,
 )
 from inferencehub.errors import InvalidRequestError
-from inferencehub.protocol.json_codec import model_to_json, traffic_to_json
+from inferencehub.protocol.json_codec import import_reply_to_json, model_to_json, traffic_to_json
 from inferencehub.protocol.routing_codec import routing_request
 from inferencehub.protocol.tensors import encode_bytes_elements, tensor_from_numpy, tensor_to_numpy
 from inferencehub.v1 import inference_pb2 as pb
@@ -57,13 +59,16 @@ class GrpcClient(Client):
         try:
             return method(request, timeout=self._timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            details = exc.details()  # type: ignore[attr-defined]
-            if code == grpc.StatusCode.UNAVAILABLE and "connect" in (details or "").lower():
-                raise ServerUnreachableError(
-                    "UNAVAILABLE", f"cannot reach InferenceHub at grpc://{self._target}: {details}"
-                ) from None
-            raise ClientError(code.name, details or code.name) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: grpc.RpcError) -> ClientError:
+        code = exc.code()  # type: ignore[attr-defined]
+        details = exc.details()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE and "connect" in (details or "").lower():
+            return ServerUnreachableError(
+                "UNAVAILABLE", f"cannot reach InferenceHub at grpc://{self._target}: {details}"
+            )
+        return ClientError(code.name, details or code.name)
 
     def ready(self) -> bool:
         try:
@@ -89,6 +94,27 @@ class GrpcClient(Client):
         except InvalidRequestError as exc:
             raise ClientError("INVALID_ARGUMENT", exc.message) from None
         return model_to_json(self._call(self._stub.SetRouting, request))
+
+    def import_model(
+        self,
+        path: Path,
+        *,
+        replace: bool = False,
+        onnx_model: str = "",
+        timeout_s: float = IMPORT_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        def chunks() -> Iterator[pb.ImportChunk]:
+            options = pb.ImportChunk(replace=replace, onnx_model=onnx_model)
+            for piece in file_pieces(path):
+                options.data = piece
+                yield options
+                options = pb.ImportChunk()
+
+        try:
+            reply = self._stub.ImportModel(chunks(), timeout=timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        return import_reply_to_json(reply)
 
     def traffic(self, name: str = "") -> list[dict[str, Any]]:
         reply = self._call(self._stub.Traffic, pb.TrafficRequest(name=name))

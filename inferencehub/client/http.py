@@ -12,11 +12,13 @@ import numpy as np
 
 from inferencehub.client.types import (
     DEFAULT_TIMEOUT_S,
+    IMPORT_TIMEOUT_S,
     ClassScore,
     Client,
     ClientError,
     PredictResult,
     ServerUnreachableError,
+    file_pieces,
     image_bytes,
 )
 from inferencehub.protocol.datatypes import BYTES, NUMPY_BY_DATATYPE, datatype_of
@@ -77,6 +79,28 @@ class HttpClient(Client):
 
     def _apply_routing(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._request("PUT", f"/v1/models/{name}/routing", json=body))
+
+    def import_model(
+        self,
+        path: Path,
+        *,
+        replace: bool = False,
+        onnx_model: str = "",
+        timeout_s: float = IMPORT_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        params = {"replace": "true"} if replace else {}
+        if onnx_model:
+            params["onnx_model"] = onnx_model
+        return dict(
+            self._request(
+                "POST",
+                "/v1/repository/import",
+                params=params,
+                content=file_pieces(path),
+                headers={"content-type": "application/octet-stream"},
+                timeout=timeout_s,
+            )
+        )
 
     def traffic(self, name: str = "") -> list[dict[str, Any]]:
         """Requests, errors and latency percentiles per version, as the gateway saw them."""

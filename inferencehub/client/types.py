@@ -7,7 +7,7 @@ transport is loaded only for grpc:// URLs, and HTTP users never pay for grpc.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -17,6 +17,8 @@ import numpy as np
 from inferencehub.protocol.routing_codec import routing_body
 
 DEFAULT_TIMEOUT_S = 60.0
+IMPORT_TIMEOUT_S = 600.0  # an import uploads, verifies and gates a model: minutes, not seconds
+IMPORT_CHUNK_BYTES = 1 << 20
 
 
 class ClientError(Exception):
@@ -80,6 +82,18 @@ class Client(ABC):
     @abstractmethod
     def unload_model(self, name: str) -> None: ...
     @abstractmethod
+    def import_model(
+        self,
+        path: Path,
+        *,
+        replace: bool = False,
+        onnx_model: str = "",
+        timeout_s: float = IMPORT_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        """Import a signed bundle (or, with `onnx_model`, a bare .onnx as that model's next
+        version) into the server's repository: {"model", "versions", "signer"}."""
+
+    @abstractmethod
     def traffic(self, name: str = "") -> list[dict[str, Any]]: ...
     @abstractmethod
     def served_counts(self, name: str) -> dict[str, int]: ...
@@ -136,6 +150,13 @@ def canary_request(
         "max_p99_ratio": max_p99_ratio,
         "min_requests": min_requests,
     }
+
+
+def file_pieces(path: Path) -> Iterator[bytes]:
+    """A file in upload-sized pieces, so that no transport reads a bundle whole."""
+    with path.open("rb") as file:
+        while piece := file.read(IMPORT_CHUNK_BYTES):
+            yield piece
 
 
 def image_bytes(image: bytes | Path) -> bytes:

@@ -172,6 +172,15 @@ def authorize_model(model: str) -> None:
         raise PermissionDeniedError(f"this API key may not use model '{model}'")
 
 
+def authorize_every_model() -> None:
+    """Raises PermissionDeniedError when the request's key is limited to some models."""
+    key = current_key.get()
+    if key is not None and key.models is not None:
+        raise PermissionDeniedError(
+            "this API key may use only some models; this needs a key for every model"
+        )
+
+
 class AuthMiddleware:
     """HTTP adapter: answers 401/403/429 itself; otherwise runs the app with the key set."""
 
@@ -220,24 +229,34 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             key = self._auth.authenticate(metadata.get("authorization"))
         except HubError as exc:
             return _refusal(exc, handler)
-        if key is None or handler.unary_unary is None:
-            # No keys configured: nothing to carry. Streaming (server reflection):
-            # authenticated, no model to check.
-            return handler
-        inner = handler.unary_unary
-
-        async def with_key(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = current_key.set(key)
-            try:
-                return await inner(request, context)
-            finally:
-                current_key.reset(token)
-
+        if key is None:
+            return handler  # no keys configured: nothing to carry
+        if handler.stream_unary is not None:  # an import: the key decides what it may replace
+            return grpc.stream_unary_rpc_method_handler(
+                _with_key(key, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is None:
+            return handler  # streaming (server reflection): authenticated, no model to check
         return grpc.unary_unary_rpc_method_handler(
-            with_key,
+            _with_key(key, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _with_key(key: ApiKey, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The handler, run with the caller's key in `current_key`."""
+
+    async def with_key(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = current_key.set(key)
+        try:
+            return await inner(request, context)
+        finally:
+            current_key.reset(token)
+
+    return with_key
 
 
 def _refusal(error: HubError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -248,4 +267,6 @@ def _refusal(error: HubError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodH
 
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse)
     return grpc.unary_unary_rpc_method_handler(refuse)

@@ -7,10 +7,10 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from inferencehub.errors import HubError, InvalidRequestError, WorkerUnavailableError
-from inferencehub.gateway.auth import authorize_model, current_key
+from inferencehub.gateway.auth import authorize_every_model, authorize_model, current_key
 from inferencehub.gateway.hop_session import HopHints, take_payloads
 from inferencehub.gateway.pool import WorkerPool
 from inferencehub.gateway.request_metrics import RequestMetrics
@@ -47,8 +47,10 @@ class DataPlane:
         max_in_flight: int = 1024,
         regions: RegionRegistry | None = None,
         metrics: RequestMetrics | None = None,
+        import_timeout_s: float = 600.0,
     ) -> None:
         self._worker = worker
+        self._import_timeout_s = import_timeout_s
         self.regions = regions or RegionRegistry(
             DEFAULT_MAX_REGIONS, DEFAULT_MAX_REGION_BYTES, DEFAULT_MAX_INPUT_BYTES
         )
@@ -357,6 +359,10 @@ class DataPlane:
             return self.traffic_stats.to_proto(name)
         key = current_key.get()
         return [t for t in self.traffic_stats.to_proto() if key is None or key.may_use(t.name)]
+
+    async def import_model(self, chunks: AsyncIterator[pb.ImportChunk]) -> pb.ImportReply:
+        authorize_every_model()  # the upload names its model only inside, and may replace any
+        return await self._worker.import_model(chunks, self._import_timeout_s)
 
     async def unload_model(self, name: str) -> pb.ModelInfo:
         authorize_model(name)

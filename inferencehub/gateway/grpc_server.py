@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -64,6 +65,12 @@ class GatewayServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         return await self._dataplane.load_model(request.name)
+
+    @map_errors_to_grpc
+    async def ImportModel(
+        self, request_iterator: AsyncIterator[pb.ImportChunk], context: grpc.aio.ServicerContext
+    ) -> pb.ImportReply:
+        return await self._dataplane.import_model(request_iterator)
 
     @map_errors_to_grpc
     async def UnloadModel(

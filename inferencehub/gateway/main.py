@@ -138,7 +138,12 @@ async def run_gateway(
     regions = RegionRegistry(s.shm_max_regions, s.shm_max_bytes, s.max_request_bytes)
     registry = metrics_registry()
     dataplane = DataPlane(
-        worker, s.request_timeout_s, s.max_in_flight, regions, RequestMetrics(registry)
+        worker,
+        s.request_timeout_s,
+        s.max_in_flight,
+        regions,
+        RequestMetrics(registry),
+        settings.repository.import_timeout_s,
     )
     health_servicer = health.aio.HealthServicer()
     authenticator = Authenticator(
@@ -172,6 +177,7 @@ async def run_gateway(
                 s.max_request_bytes,
                 Observer(dataplane, registry, authenticator, state_file),
                 authenticator,
+                settings.repository.max_bundle_bytes,
             ),
             log_config=None,
             access_log=False,

@@ -235,6 +235,27 @@ OPENAPI: Final[dict[str, Any]] = {
         "/v1/models/{name}": _get(
             "One model's versions, states and signatures", {"type": "object"}
         ),
+        "/v1/repository/import": {
+            "post": {
+                "summary": "Import a signed bundle (docs/bundles.md), or a bare .onnx as the next "
+                "version of ?onnx_model=NAME: verified, gated, renamed into the repository and "
+                "loaded; any failure changes nothing. Needs a key for every model.",
+                "parameters": [
+                    {"name": "replace", "in": "query", "schema": {"type": "boolean"}},
+                    {"name": "onnx_model", "in": "query", "schema": {"type": "string"}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "200": {"description": "model, versions installed, signer fingerprint"},
+                    "400": {"description": "not a valid, trusted bundle (says what failed)"},
+                    "409": {"description": "the version exists (use replace) or is reloading"},
+                    "413": {"description": "larger than [repository] max_bundle_bytes"},
+                },
+            }
+        },
         "/v1/models/{name}/routing": {
             "put": {
                 "summary": 'Replace the routing policy live (persisted); {"reset": true} returns '

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from inferencehub.errors import HubError, WorkerUnavailableError
+from inferencehub.errors import HubError, ModelNotFoundError, WorkerUnavailableError
 from inferencehub.gateway.hop_session import NO_HINTS, HopHints
 from inferencehub.gateway.worker_client import MISS_REFRESH_INTERVAL_S, GrpcWorkerClient
 from inferencehub.protocol.hub_status import WorkerStatus
@@ -161,6 +161,24 @@ class WorkerPool:
 
     async def load_model(self, name: str, timeout_s: float) -> pb.ModelInfo:
         return await self._on_hosts(name, lambda w: w.load_model(name, timeout_s))
+
+    async def import_model(
+        self, chunks: AsyncIterator[pb.ImportChunk], timeout_s: float
+    ) -> pb.ImportReply:
+        """Import through the first local worker (the repository is shared by local workers),
+        then load the model on the other workers hosting it."""
+        first = next((w for w in self.workers if w.address.startswith("unix://")), None)
+        first = first or self.workers[0]
+        reply = await first.import_model(chunks, timeout_s)
+        others = [w for w in self.workers if w is not first]
+        results = await asyncio.gather(
+            *(w.load_model(reply.model.name, timeout_s) for w in others), return_exceptions=True
+        )
+        for worker, result in zip(others, results, strict=True):
+            # NOTE: a worker whose placement leaves the model out answers NOT_FOUND: expected.
+            if isinstance(result, BaseException) and not isinstance(result, ModelNotFoundError):
+                logger.warning("worker %s did not load the import: %s", worker.name, result)
+        return reply
 
     async def unload_model(self, name: str) -> pb.ModelInfo:
         return await self._on_hosts(name, lambda w: w.unload_model(name))

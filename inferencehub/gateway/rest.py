@@ -26,6 +26,7 @@ from inferencehub.gateway.http_common import (
 )
 from inferencehub.gateway.kserve_rest import kserve_routes
 from inferencehub.gateway.kserve_shm import shared_memory_routes
+from inferencehub.gateway.model_import import import_routes
 from inferencehub.gateway.observe import Observer
 from inferencehub.gateway.openapi import OPENAPI
 from inferencehub.protocol.json_codec import (
@@ -49,6 +50,7 @@ def create_app(
     max_request_bytes: int,
     observer: Observer | None = None,
     authenticator: Authenticator | None = None,
+    max_bundle_bytes: int = 4 << 30,
 ) -> Starlette:
     """The HTTP application; `dataplane` does the work, this only converts at the edge."""
 
@@ -131,6 +133,7 @@ def create_app(
         Route("/v1/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
         *kserve_routes(dataplane, max_request_bytes),
         *shared_memory_routes(dataplane),
+        *import_routes(dataplane, max_bundle_bytes),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -215,6 +215,14 @@ class GrpcWorkerClient:
         )
         await self.refresh()
         return info
+
+    async def import_model(
+        self, chunks: AsyncIterator[pb.ImportChunk], timeout_s: float
+    ) -> pb.ImportReply:
+        """Stream an upload to the worker, which verifies, installs and loads it."""
+        reply = await self._call(self._stub.ImportModel(chunks, timeout=timeout_s))
+        await self.refresh()
+        return reply
 
     async def set_routing(self, request: pb.SetRoutingRequest) -> pb.ModelInfo:
         """Change a model's routing on the worker, then refresh the cached signatures."""

@@ -154,6 +154,15 @@ def model_to_json(model: pb.ModelInfo) -> dict[str, Any]:
     return described
 
 
+def import_reply_to_json(reply: pb.ImportReply) -> dict[str, Any]:
+    """What POST /v1/repository/import answers (and the gRPC SDK gives as a dict)."""
+    return {
+        "model": model_to_json(reply.model),
+        "versions": list(reply.versions),
+        "signer": reply.signer,
+    }
+
+
 def routing_to_json(routing: pb.RoutingPolicy) -> dict[str, Any]:
     """The policy as the HTTP API shows and accepts it (PUT /v1/models/NAME/routing)."""
     described: dict[str, Any] = {

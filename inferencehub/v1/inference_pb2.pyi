@@ -545,3 +545,23 @@ class TrafficResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     versions: _containers.RepeatedCompositeFieldContainer[VersionTraffic]
     def __init__(self, versions: _Optional[_Iterable[_Union[VersionTraffic, _Mapping]]] = ...) -> None: ...
+
+class ImportChunk(_message.Message):
+    __slots__ = ("replace", "onnx_model", "data")
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    ONNX_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    replace: bool
+    onnx_model: str
+    data: bytes
+    def __init__(self, replace: bool = ..., onnx_model: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ImportReply(_message.Message):
+    __slots__ = ("model", "versions", "signer")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    versions: _containers.RepeatedScalarFieldContainer[str]
+    signer: str
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., versions: _Optional[_Iterable[str]] = ..., signer: _Optional[str] = ...) -> None: ...

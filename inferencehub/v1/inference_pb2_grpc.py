@@ -84,6 +84,11 @@ class InferenceServiceStub(object):
                 request_serializer=inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.SerializeToString,
                 response_deserializer=inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.FromString,
                 _registered_method=True)
+        self.ImportModel = channel.stream_unary(
+                '/inferencehub.v1.InferenceService/ImportModel',
+                request_serializer=inferencehub_dot_v1_dot_inference__pb2.ImportChunk.SerializeToString,
+                response_deserializer=inferencehub_dot_v1_dot_inference__pb2.ImportReply.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer(object):
@@ -162,6 +167,15 @@ class InferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportModel(self, request_iterator, context):
+        """Import a signed model bundle (docs/bundles.md), or a bare .onnx file as a new version,
+        streamed in chunks: verified, gated and renamed into the repository, then loaded. Any
+        failure changes nothing in the repository.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +228,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.Traffic,
                     request_deserializer=inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.FromString,
                     response_serializer=inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.SerializeToString,
+            ),
+            'ImportModel': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportModel,
+                    request_deserializer=inferencehub_dot_v1_dot_inference__pb2.ImportChunk.FromString,
+                    response_serializer=inferencehub_dot_v1_dot_inference__pb2.ImportReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +505,33 @@ class InferenceService(object):
             '/inferencehub.v1.InferenceService/Traffic',
             inferencehub_dot_v1_dot_inference__pb2.TrafficRequest.SerializeToString,
             inferencehub_dot_v1_dot_inference__pb2.TrafficResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportModel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/inferencehub.v1.InferenceService/ImportModel',
+            inferencehub_dot_v1_dot_inference__pb2.ImportChunk.SerializeToString,
+            inferencehub_dot_v1_dot_inference__pb2.ImportReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,11 +12,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from inferencehub.bundles.signing import load_trusted
 from inferencehub.config import Settings
 from inferencehub.errors import ConfigError, HubError
 from inferencehub.runtime import notify, pin_to_cpus, usable_cores
 from inferencehub.v1 import hop_pb2_grpc, inference_pb2_grpc
 from inferencehub.worker.hop import HopServicer
+from inferencehub.worker.importer import ModelImporter
 from inferencehub.worker.memory import limit_malloc_arenas
 from inferencehub.worker.registry import ModelRegistry
 from inferencehub.worker.servicer import WorkerServicer
@@ -83,15 +85,30 @@ async def run_worker(
         logger.info("worker pinned to CPUs %s", ", ".join(map(str, settings.worker.cpus)))
     routing_dir = settings.data_dir / "routing" if settings.data_dir else None
     tuning_dir = settings.data_dir / "tuning" if settings.data_dir else None
+    try:
+        trusted = load_trusted(settings.repository.trusted_keys)
+    except HubError as exc:
+        notify(notify_fd, "error", message=exc.message)
+        raise
+    required = trusted if settings.repository.require_signed else None
     registry = ModelRegistry(
-        settings.worker.models_dir, settings.worker, routing_dir, only, tuning_dir
+        settings.worker.models_dir, settings.worker, routing_dir, only, tuning_dir, required
+    )
+    watchers: list[RepositoryWatcher] = []  # the watcher starts once the models are loaded
+
+    def installed(name: str) -> None:
+        for follow in watchers:
+            follow.acknowledge(name)
+
+    importer = ModelImporter(
+        registry, settings.worker.models_dir, settings.repository, trusted, installed
     )
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", NOT_SERVING)  # it starts SERVING; we are not, yet
     hop_servicer = HopServicer(
         registry, lambda: servicer.ready, allow_arena=address.startswith("unix://")
     )
-    servicer = WorkerServicer(registry, hop_servicer.counts)
+    servicer = WorkerServicer(registry, hop_servicer.counts, importer)
     server = grpc.aio.server(options=message_options(settings.gateway.max_request_bytes + 65536))
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
     hop_pb2_grpc.add_WorkerHopServicer_to_server(hop_servicer, server)
@@ -120,6 +137,7 @@ async def run_worker(
         follow = RepositoryWatcher(
             registry, settings.worker.models_dir, settings.worker.repository_poll_s
         )
+        watchers.append(follow)
         watcher = asyncio.create_task(follow.run(), name="repository-watcher")
     try:
         servicer.ready = True

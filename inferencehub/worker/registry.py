@@ -9,6 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from inferencehub.bundles.installed import check_installed
+from inferencehub.bundles.signing import TrustedKeys
 from inferencehub.config import WorkerSettings
 from inferencehub.errors import (
     HubError,
@@ -63,8 +65,11 @@ class ModelRegistry:
         routing_dir: Path | None = None,
         only: frozenset[str] | None = None,
         tuning_dir: Path | None = None,
+        required_signers: TrustedKeys | None = None,
     ) -> None:
-        """`tuning_dir`: where measured layouts are cached (None: measured at every load)."""
+        """`tuning_dir`: where measured layouts are cached (None: measured at every load);
+        `required_signers`: serve only versions whose kept bundle manifest one of these keys
+        signed and whose files still match it (None: any version)."""
         self._root = root
         self._layouts = LayoutPlanner(settings, tuning_dir)
         self._only = only  # this worker's placement: the models it hosts (None: all)
@@ -76,6 +81,8 @@ class ModelRegistry:
         self._models: dict[str, dict[str, ModelScheduler]] = {}
         self._infos: dict[str, pb.ModelInfo] = {}
         self._loading = asyncio.Lock()  # one (re)load at a time; lookups never wait for it
+        self._required_signers = required_signers
+        self.reloading: set[str] = set()  # models with a (re)load queued or running
 
     async def load_all(self) -> None:
         """Load every version; a broken one is recorded as FAILED and the rest still serve.
@@ -134,9 +141,25 @@ class ModelRegistry:
         """(Re)load a model's versions (`only` these, plus new ones; None = all), then hand
         back the memory the replaced sessions held: only once _swap's frame is gone are they
         freed (a reload that trimmed before kept ~45 MB of SqueezeNet's old sessions)."""
-        await self._swap(entry, only)
+        self.reloading.add(entry.name)
+        try:
+            await self._swap(entry, only)
+        finally:
+            self.reloading.discard(entry.name)
         gc.collect()
         release_free_memory()
+
+    async def trial_load(self, entry: ModelEntry, versions: list[str]) -> dict[str, str]:
+        """Build `versions` of a model folder outside the repository (an import's staging copy)
+        through the same gate as a load, then drop them: version -> why it cannot serve."""
+        targets = [v for v in entry.versions if v.version in versions]
+        loop = asyncio.get_running_loop()
+        built = await loop.run_in_executor(self._executor, self._load_versions, entry, targets)
+        refused = {v: result for v, result in built.items() if isinstance(result, str)}
+        del built
+        gc.collect()
+        release_free_memory()
+        return refused
 
     async def _swap(self, entry: ModelEntry, only: set[str] | None) -> None:
         """Build the versions to (re)load and put them in place of the old ones.
@@ -172,13 +195,15 @@ class ModelRegistry:
                     info.versions.append(result.info)
                     if previous is not None:
                         retired.append(previous)
-                elif previous is not None:
+                elif previous is not None and not isinstance(result, Unsigned):
                     schedulers[v.version] = previous
                     kept = pb.ModelVersion()
                     kept.CopyFrom(previous.model.info)
                     kept.error = f"reload failed, still serving the previous file: {result}"
                     info.versions.append(kept)
                 else:
+                    if previous is not None:
+                        retired.append(previous)  # its files no longer match what was signed
                     info.versions.append(
                         pb.ModelVersion(
                             version=v.version, state=pb.ModelVersion.FAILED, error=result
@@ -266,6 +291,10 @@ class ModelRegistry:
                 results[v.version] = entry.error
             elif not v.path.is_file():
                 results[v.version] = f"{v.path} does not exist"
+            elif self._required_signers is not None and (
+                why := check_installed(entry.directory, v.version, self._required_signers)
+            ):
+                results[v.version] = Unsigned(f"require_signed: {why}")
             else:
                 before_mb = rss_mb()
                 try:
@@ -350,6 +379,11 @@ class ModelRegistry:
             for scheduler in schedulers.values():
                 await scheduler.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Unsigned(str):
+    """Why a version may not serve under require_signed: unlike other load failures, the
+    previous sessions of a reloaded version stop serving too."""
 
 
 def _statistics(scheduler: ModelScheduler, name: str, version: str) -> pb.VersionStatistics:

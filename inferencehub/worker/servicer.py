@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -18,6 +18,7 @@ from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.v1 import inference_pb2_grpc
 from inferencehub.worker.client_memory import region_or_contents, shaped_outputs
 from inferencehub.worker.hop import QUIET_ERRORS
+from inferencehub.worker.importer import ModelImporter
 from inferencehub.worker.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         self,
         registry: ModelRegistry,
         hop_counts: Callable[[], pb.HopStatistics] | None = None,
+        importer: ModelImporter | None = None,
     ) -> None:
         self._registry = registry
+        self._importer = importer
         self._hop_counts = hop_counts
         self.ready = False
 
@@ -146,6 +149,14 @@ class WorkerServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         return await self._registry.load_model(request.name)
+
+    @map_errors_to_grpc
+    async def ImportModel(
+        self, request_iterator: AsyncIterator[pb.ImportChunk], context: grpc.aio.ServicerContext
+    ) -> pb.ImportReply:
+        if self._importer is None:
+            raise WorkerUnavailableError("this worker does not import models")
+        return await self._importer.receive(request_iterator)
 
     @map_errors_to_grpc
     async def UnloadModel(

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from inferencehub.bundles.installed import BUNDLE_DIR
 from inferencehub.errors import HubError
 from inferencehub.worker.golden import GOLDEN_DIR
 from inferencehub.worker.registry import ModelRegistry
@@ -49,7 +50,7 @@ def snapshot(root: Path) -> dict[str, ModelStamp]:
         except OSError:
             continue
         versions = {
-            child.name: (_stamp(child / MODEL_FILE), _files(child / GOLDEN_DIR))
+            child.name: (_stamp(child / MODEL_FILE), _version_files(child))
             for child in children
             if child.is_dir() and child.name.isascii() and child.name.isdigit()
         }
@@ -57,6 +58,13 @@ def snapshot(root: Path) -> dict[str, ModelStamp]:
             continue
         models[directory.name] = (_files(directory, children), versions)
     return models
+
+
+def _version_files(version_dir: Path) -> tuple[tuple[str, FileStamp], ...]:
+    """Golden files (a change re-runs the gate) and a kept bundle manifest (a change re-runs
+    the require_signed check)."""
+    kept = _files(version_dir / BUNDLE_DIR)
+    return _files(version_dir / GOLDEN_DIR) + tuple((f"{BUNDLE_DIR}/{n}", s) for n, s in kept)
 
 
 def _files(
@@ -104,6 +112,13 @@ class RepositoryWatcher:
                 info = path.stat()
                 stamps[path.stem] = (info.st_ino, info.st_mtime_ns, info.st_size)
         return stamps
+
+    def acknowledge(self, name: str) -> None:
+        """The registry has just loaded `name` as it is on disk now (an import): not a change
+        to load again at the next poll."""
+        seen = snapshot(self._root).get(name)
+        if seen is not None:
+            self._applied[name] = self._previous[name] = seen
 
     async def _follow_routing(self) -> None:
         current = await asyncio.to_thread(self._routing_files)

@@ -72,6 +72,28 @@ def test_keys_guard_every_endpoint_but_health(repository: Path, tmp_path: Path) 
             with pytest.raises(grpc.RpcError) as err:
                 stub.Predict(request, timeout=10, metadata=(("authorization", f"Bearer {scoped}"),))
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            # Imports (a client stream over gRPC): a key for every model, like any other call.
+            codes = {}
+            for who, key in (("nobody", None), ("scoped", scoped), ("admin", admin)):
+                metadata = (("authorization", f"Bearer {key}"),) if key else ()
+                with pytest.raises(grpc.RpcError) as err:
+                    chunks = iter([pb.ImportChunk(data=b"not a bundle")])
+                    stub.ImportModel(chunks, timeout=10, metadata=metadata)
+                codes[who] = err.value.code()
+            assert codes == {
+                "nobody": grpc.StatusCode.UNAUTHENTICATED,
+                "scoped": grpc.StatusCode.PERMISSION_DENIED,
+                "admin": grpc.StatusCode.INVALID_ARGUMENT,  # got in: this hub trusts no key
+            }
+
+        def upload(key: str | None) -> httpx.Response:
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+            return httpx.post(f"{url}/v1/repository/import", content=b"x", headers=headers)
+
+        assert upload(None).status_code == 401
+        assert "every model" in upload(scoped).json()["error"]
+        refused = upload(admin)
+        assert refused.status_code == 400 and "trusts no signing key" in refused.json()["error"]
 
         # Revoking on disk reaches the running server within a second or two.
         store.revoke("admin")
