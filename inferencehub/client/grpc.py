@@ -187,4 +187,5 @@ class GrpcClient(Client):
                 "postprocess_ms": reply.timing.postprocess_ms,
             },
             latency_ms=latency_ms,
+            steps=tuple((step.name, step.ms) for step in reply.timing.steps),
         )

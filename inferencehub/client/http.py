@@ -172,4 +172,5 @@ def _result_from_json(reply: dict[str, Any], latency_ms: float) -> PredictResult
         classifications=[[ClassScore(**c) for c in row] for row in reply["classifications"]],
         timing=dict(reply["timing"]),
         latency_ms=latency_ms,
+        steps=tuple((step["name"], step["ms"]) for step in reply.get("steps", ())),
     )

@@ -50,6 +50,7 @@ class PredictResult:
     classifications: list[list[ClassScore]]
     timing: dict[str, float]
     latency_ms: float = field(default=0.0)
+    steps: tuple[tuple[str, float], ...] = ()  # a pipeline's (name, ms), in the order they ran
 
 
 class Client(ABC):

@@ -90,7 +90,7 @@ def _text(element: bytes) -> str:
 
 def response_to_json(response: pb.PredictResponse) -> dict[str, Any]:
     """The /v1 predict response body (orjson serialises the numpy arrays directly)."""
-    return {
+    body = {
         "model_name": response.model_name,
         "version": response.version,
         "request_id": response.request_id,
@@ -107,6 +107,12 @@ def response_to_json(response: pb.PredictResponse) -> dict[str, Any]:
             "batch_size": response.timing.batch_size,
         },
     }
+    if response.timing.steps:  # a pipeline's, in the order they ran
+        body["steps"] = [
+            {"name": step.name, "ms": step.ms, **({"items": step.items} if step.items else {})}
+            for step in response.timing.steps
+        ]
+    return body
 
 
 def _spec_to_json(spec: pb.TensorSpec) -> dict[str, Any]:

@@ -27,6 +27,13 @@ from inferencehub.v1 import inference_pb2 as pb
 
 PLATFORM: Final = "onnxruntime_onnx"
 BACKEND: Final = "onnxruntime"
+# A pipeline (docs/pipelines.md) is what Triton calls an ensemble: steps, no backend of its own.
+PIPELINE_PLATFORM: Final = "ensemble"
+PIPELINE_PROVIDER: Final = "pipeline"  # worker/pipeline.py's provider name
+
+
+def platform_of(version: pb.ModelVersion) -> str:
+    return PIPELINE_PLATFORM if version.provider == PIPELINE_PROVIDER else PLATFORM
 # What GET /v2 and ServerMetadata advertise; perf_analyzer reads statistics only when listed.
 EXTENSIONS: Final = (
     "binary_tensor_data",
@@ -167,7 +174,7 @@ def model_metadata(model: pb.ModelInfo, version: pb.ModelVersion) -> dict[str, A
     return {
         "name": model.name,
         "versions": [v.version for v in model.versions if v.state == pb.ModelVersion.READY],
-        "platform": PLATFORM,
+        "platform": platform_of(version),
         "inputs": _tensor_specs(version.inputs),
         "outputs": _tensor_specs(version.outputs),
     }
@@ -196,8 +203,8 @@ def model_config(model: pb.ModelInfo, version: pb.ModelVersion) -> dict[str, Any
     image_format = {"NCHW": "FORMAT_NCHW", "NHWC": "FORMAT_NHWC"}.get(version.image.layout)
     return {
         "name": model.name,
-        "platform": PLATFORM,
-        "backend": BACKEND,
+        "platform": platform_of(version),
+        "backend": "" if version.provider == PIPELINE_PROVIDER else BACKEND,
         "max_batch_size": version.max_batch_size,
         "input": [
             {

@@ -126,18 +126,30 @@ class Classification(_message.Message):
     def __init__(self, classes: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ...) -> None: ...
 
 class Timing(_message.Message):
-    __slots__ = ("preprocess_ms", "inference_ms", "postprocess_ms", "queue_ms", "batch_size")
+    __slots__ = ("preprocess_ms", "inference_ms", "postprocess_ms", "queue_ms", "batch_size", "steps")
     PREPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     POSTPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
     queue_ms: float
     batch_size: int
-    def __init__(self, preprocess_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[StepTiming]
+    def __init__(self, preprocess_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepTiming, _Mapping]]] = ...) -> None: ...
+
+class StepTiming(_message.Message):
+    __slots__ = ("name", "ms", "items")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ms: float
+    items: int
+    def __init__(self, name: _Optional[str] = ..., ms: _Optional[float] = ..., items: _Optional[int] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model_name", "version", "outputs", "classifications", "request_id", "timing")

@@ -31,6 +31,7 @@ GOLDEN_DIR = "golden"
 INPUT_PREFIX = "input."
 OUTPUT_PREFIX = "output."
 TOLERANCE_KEYS = ("rtol", "atol")
+WARM_UP_INNER_DIMS = 32
 
 
 class GatedVersion(Protocol):
@@ -259,7 +260,9 @@ def check_golden(model: GatedVersion, version_dir: Path, config: GoldenConfig) -
 
 def warm_up(model: GatedVersion) -> None:
     """Run one synthetic input on every session; a failure is logged, never fatal."""
-    feeds = synthetic_feeds(model.inputs)
+    # NOTE: convolutional nets with dynamic image sizes downsample several times; 1x1 is too
+    # small for them (PP-OCR's detector fails on it), 32 is what their sizes are multiples of.
+    feeds = synthetic_feeds(model.inputs, inner_dims=WARM_UP_INNER_DIMS)
     if feeds is None:
         logger.info(
             "%s version %s: no warm-up (an input takes strings)", model.name, model.info.version

@@ -52,6 +52,7 @@ class ItemResult:
 
     outputs: list[tuple[str, np.ndarray]]
     classifications: list[pb.Classification]
+    steps: tuple[pb.StepTiming, ...] = ()  # a pipeline's, step by step
 
 
 @dataclass(frozen=True, slots=True)

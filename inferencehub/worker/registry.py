@@ -9,29 +9,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from inferencehub.bundles.installed import check_installed
 from inferencehub.bundles.signing import TrustedKeys
 from inferencehub.config import WorkerSettings
 from inferencehub.errors import (
-    HubError,
+    ConfigError,
     ModelNotFoundError,
     PolicyChangedError,
-    first_line,
 )
 from inferencehub.protocol import routing
 from inferencehub.protocol.routing import resolve_version, version_order
 from inferencehub.protocol.validation import missing_model_error
-from inferencehub.runtime import usable_cores
 from inferencehub.v1 import inference_pb2 as pb
-from inferencehub.worker.golden import check_golden
+from inferencehub.worker.builder import Unsigned, VersionBuilder, pool_size
 from inferencehub.worker.layout import LayoutPlanner
-from inferencehub.worker.memory import over_budget, release_free_memory, rss_mb
+from inferencehub.worker.memory import release_free_memory
 from inferencehub.worker.onnx_model import OnnxModel
-from inferencehub.worker.providers import ProviderOptions
 from inferencehub.worker.repository import (
     ModelEntry,
     RoutingConfig,
-    VersionEntry,
     scan_model,
     scan_repository,
 )
@@ -39,20 +34,6 @@ from inferencehub.worker.routing import RoutingStore, adopted, default_version, 
 from inferencehub.worker.scheduler import ModelScheduler
 
 logger = logging.getLogger(__name__)
-
-
-def pool_size(settings: WorkerSettings) -> int:
-    """Threads for blocking work; concurrency per model is bounded by its instances."""
-    return settings.inference_threads or max(4, 2 * usable_cores())
-
-
-def provider_options(settings: WorkerSettings) -> ProviderOptions:
-    return ProviderOptions(
-        cuda_device_id=settings.cuda_device_id,
-        coreml_compute_units=settings.coreml_compute_units,
-        openvino_device_type=settings.openvino_device_type,
-        probe_timeout_s=settings.probe_timeout_s,
-    )
 
 
 class ModelRegistry:
@@ -71,7 +52,9 @@ class ModelRegistry:
         `required_signers`: serve only versions whose kept bundle manifest one of these keys
         signed and whose files still match it (None: any version)."""
         self._root = root
-        self._layouts = LayoutPlanner(settings, tuning_dir)
+        self._builder = VersionBuilder(
+            settings, LayoutPlanner(settings, tuning_dir), required_signers, self._step_model
+        )
         self._only = only  # this worker's placement: the models it hosts (None: all)
         self._routing = RoutingStore(routing_dir)
         self._settings = settings
@@ -81,7 +64,6 @@ class ModelRegistry:
         self._models: dict[str, dict[str, ModelScheduler]] = {}
         self._infos: dict[str, pb.ModelInfo] = {}
         self._loading = asyncio.Lock()  # one (re)load at a time; lookups never wait for it
-        self._required_signers = required_signers
         self.reloading: set[str] = set()  # models with a (re)load queued or running
 
     async def load_all(self) -> None:
@@ -93,7 +75,8 @@ class ModelRegistry:
         entries = [e for e in scan_repository(self._root) if self.hosts(e.name)]
         if not entries:
             logger.warning("no models found in %s", self._root)
-        for entry in entries:
+        # Pipelines last: their steps' models must be serving when they are checked.
+        for entry in sorted(entries, key=lambda e: e.config.pipeline is not None):
             await self._load(entry)
 
     async def load_model(self, name: str) -> pb.ModelInfo:
@@ -154,7 +137,7 @@ class ModelRegistry:
         through the same gate as a load, then drop them: version -> why it cannot serve."""
         targets = [v for v in entry.versions if v.version in versions]
         loop = asyncio.get_running_loop()
-        built = await loop.run_in_executor(self._executor, self._load_versions, entry, targets)
+        built = await loop.run_in_executor(self._executor, self._builder.build, entry, targets)
         refused = {v: result for v, result in built.items() if isinstance(result, str)}
         del built
         gc.collect()
@@ -179,7 +162,7 @@ class ModelRegistry:
             # NOTE: session construction holds the GIL; running it off the loop keeps health
             # probes answered while large models load.
             loop = asyncio.get_running_loop()
-            loaded = await loop.run_in_executor(self._executor, self._load_versions, entry, targets)
+            loaded = await loop.run_in_executor(self._executor, self._builder.build, entry, targets)
             info = pb.ModelInfo(name=entry.name)
             schedulers: dict[str, ModelScheduler] = {}
             retired = [s for v, s in old.items() if v not in {e.version for e in entry.versions}]
@@ -190,7 +173,7 @@ class ModelRegistry:
                     if previous is not None:
                         schedulers[v.version] = previous
                     info.versions.append(old_info[v.version])
-                elif isinstance(result, OnnxModel):
+                elif not isinstance(result, str):
                     schedulers[v.version] = ModelScheduler(result, self._executor)
                     info.versions.append(result.info)
                     if previous is not None:
@@ -281,56 +264,17 @@ class ModelRegistry:
             self._infos.pop(name, None)
         logger.info("removed %s (its folder is gone)", name)
 
-    def _load_versions(
-        self, entry: ModelEntry, versions: list[VersionEntry]
-    ) -> dict[str, OnnxModel | str]:
-        """Build sessions (blocking, on the pool): version -> model, or why it failed."""
-        results: dict[str, OnnxModel | str] = {}
-        for v in versions:
-            if entry.error is not None:
-                results[v.version] = entry.error
-            elif not v.path.is_file():
-                results[v.version] = f"{v.path} does not exist"
-            elif self._required_signers is not None and (
-                why := check_installed(entry.directory, v.version, self._required_signers)
-            ):
-                results[v.version] = Unsigned(f"require_signed: {why}")
-            else:
-                before_mb = rss_mb()
-                try:
-                    model = OnnxModel(
-                        entry.name,
-                        v.version,
-                        v.path,
-                        entry.config,
-                        entry.labels,
-                        layout=self._layouts.plan(entry.config, v.path),
-                        max_image_pixels=self._settings.max_image_pixels,
-                        provider=self._settings.provider,
-                        provider_policy=self._settings.provider_policy,
-                        provider_options=provider_options(self._settings),
-                    )
-                    # The gate before traffic: a version whose golden outputs do not match
-                    # never serves (a reload keeps the previous file); every session is warmed.
-                    refused = check_golden(model, v.path.parent, entry.config.golden)
-                    release_free_memory()  # what loading, tuning and warm-up left behind
-                    refused = refused or over_budget(self._settings.max_memory_mb, before_mb)
-                    results[v.version] = model if refused is None else refused
-                    if refused is not None:
-                        del model  # its sessions go now, not when the next version loads
-                        release_free_memory()
-                except HubError as exc:
-                    results[v.version] = exc.message
-                except Exception as exc:  # ORT raises many types for broken files
-                    results[v.version] = f"cannot load {v.path.name}: {first_line(exc)}"
-            result = results[v.version]
-            if isinstance(result, OnnxModel):
-                logger.info("loaded %s version %s (%s)", entry.name, v.version, result.provider)
-            else:
-                logger.error(
-                    "model %s version %s failed to load: %s", entry.name, v.version, result
-                )
-        return results
+    def _step_model(self, name: str, version: str) -> OnnxModel:
+        """A pipeline step's model as it serves now.
+
+        Raises:
+            ModelNotFoundError, ModelNotReadyError: no such model or version, or not serving.
+            ConfigError: it is a pipeline itself.
+        """
+        model = self.get(name, version).model
+        if not isinstance(model, OnnxModel):
+            raise ConfigError(f"model '{name}' is a pipeline; a step runs a model")
+        return model
 
     def list_models(self) -> list[pb.ModelInfo]:
         return [self._infos[name] for name in sorted(self._infos)]
@@ -379,11 +323,6 @@ class ModelRegistry:
             for scheduler in schedulers.values():
                 await scheduler.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-class Unsigned(str):
-    """Why a version may not serve under require_signed: unlike other load failures, the
-    previous sessions of a reloaded version stop serving too."""
 
 
 def _statistics(scheduler: ModelScheduler, name: str, version: str) -> pb.VersionStatistics:

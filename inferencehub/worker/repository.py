@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferencehub.errors import ConfigError
+from inferencehub.worker.pipeline_config import PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ class ModelConfig(_Strict):
     golden: GoldenConfig = GoldenConfig()
     preprocess: PreprocessConfig | None = None
     postprocess: PostprocessConfig | None = None
+    pipeline: PipelineConfig | None = Field(
+        None, description="Steps instead of a model.onnx per version (docs/pipelines.md)."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from inferencehub.errors import (
 )
 from inferencehub.v1 import inference_pb2 as pb
 from inferencehub.worker.onnx_model import BatchRun, ItemResult, OnnxModel
+from inferencehub.worker.pipeline import PipelineModel
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _merge_key(feeds: dict[str, np.ndarray], outputs: list[str]) -> tuple[object
 class ModelScheduler:
     """Queues requests for one model version and runs them on its instances."""
 
-    def __init__(self, model: OnnxModel, executor: Executor) -> None:
+    def __init__(self, model: OnnxModel | PipelineModel, executor: Executor) -> None:
         self.model = model
         self._executor = executor
         info = model.info
@@ -354,5 +355,6 @@ class ModelScheduler:
                 postprocess_ms=output_ns / 1e6,
                 queue_ms=queue_ns / 1e6,
                 batch_size=len(batch),
+                steps=result.steps,
             )
             pending.future.set_result(Prediction(result.outputs, result.classifications, timing))

@@ -32,13 +32,19 @@ def batchable(inputs: Sequence[pb.TensorSpec], outputs: Sequence[pb.TensorSpec])
     return all(s.shape and s.shape[0] == -1 for s in (*inputs, *outputs))
 
 
-def synthetic_feeds(inputs: Sequence[pb.TensorSpec]) -> dict[str, np.ndarray] | None:
-    """Zeros for every input with dynamic dims as 1; None when an input takes strings or a type
-    numpy cannot build (no meaningful synthetic value: warm-up is skipped)."""
+def synthetic_feeds(
+    inputs: Sequence[pb.TensorSpec], inner_dims: int = 1
+) -> dict[str, np.ndarray] | None:
+    """Zeros for every input, a dynamic batch (first) dim as 1 and other dynamic dims as
+    `inner_dims`; None when an input takes strings or a type numpy cannot build (no meaningful
+    synthetic value: warm-up is skipped)."""
     if any(s.datatype not in NUMPY_BY_DATATYPE for s in inputs):
         return None
     return {
-        s.name: np.zeros([d if d >= 0 else 1 for d in s.shape], dtype=NUMPY_BY_DATATYPE[s.datatype])
+        s.name: np.zeros(
+            [d if d >= 0 else (1 if i == 0 else inner_dims) for i, d in enumerate(s.shape)],
+            dtype=NUMPY_BY_DATATYPE[s.datatype],
+        )
         for s in inputs
     }
 

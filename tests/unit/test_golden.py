@@ -245,6 +245,11 @@ def test_synthetic_input_is_zeros_with_dynamic_dims_as_one() -> None:
     assert not any(v.any() for v in feeds.values())
 
 
+def test_warm_up_gives_inner_dynamic_dims_room_and_keeps_the_batch_at_one() -> None:
+    feeds = synthetic_feeds([spec("x", "FP32", [-1, 3, -1, -1])], inner_dims=32)
+    assert feeds is not None and feeds["x"].shape == (1, 3, 32, 32)
+
+
 def test_no_synthetic_input_for_strings() -> None:
     assert synthetic_feeds([spec("x", "FP32", [1]), spec("s", "BYTES", [-1])]) is None
 
