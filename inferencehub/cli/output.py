@@ -25,7 +25,7 @@ PREVIEW_VALUES = 8
 def result_to_json(result: PredictResult) -> dict[str, Any]:
     from inferencehub.protocol.datatypes import datatype_of
 
-    return {
+    described: dict[str, Any] = {
         "model_name": result.model_name,
         "version": result.version,
         "request_id": result.request_id,
@@ -40,6 +40,29 @@ def result_to_json(result: PredictResult) -> dict[str, Any]:
             for name, a in result.outputs.items()
         },
     }
+    if result.steps:
+        described["steps"] = [{"name": name, "ms": round(ms, 3)} for name, ms in result.steps]
+    lines = text_lines(result)
+    if lines is not None:
+        described["lines"] = lines
+    return described
+
+
+def text_lines(result: PredictResult) -> list[dict[str, Any]] | None:
+    """A text-reading model's answer (outputs `text` [K], `boxes` [K, 4, 2], `scores` [K]) as
+    one row a line; None for any other model."""
+    text, boxes = result.outputs.get("text"), result.outputs.get("boxes")
+    if text is None or boxes is None or text.ndim != 1 or boxes.shape[1:] != (4, 2):
+        return None
+    scores = result.outputs.get("scores")
+    return [
+        {
+            "text": t.decode(errors="replace") if isinstance(t, bytes) else str(t),
+            "score": float(scores[i]) if scores is not None else None,
+            "box": [[round(float(x), 1), round(float(y), 1)] for x, y in boxes[i]],
+        }
+        for i, t in enumerate(text.tolist())
+    ]
 
 
 def _values(array: np.ndarray) -> list[Any]:
@@ -59,6 +82,17 @@ def render_result(result: PredictResult) -> Group:
         f" (inference {result.timing.get('inference_ms', 0.0):.1f} ms)",
     )
     parts: list[Any] = [header]
+    if result.steps:
+        parts.append(
+            Text(
+                "steps: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in result.steps),
+                style="dim",
+            )
+        )
+    lines = text_lines(result)
+    if lines is not None:
+        parts.append(_render_lines(lines))
+        return Group(*parts)
     for i, row in enumerate(result.classifications):
         table = Table(
             title=f"item {i}" if len(result.classifications) > 1 else None, title_justify="left"
@@ -79,6 +113,20 @@ def render_result(result: PredictResult) -> Group:
     return Group(*parts)
 
 
+def _render_lines(lines: list[dict[str, Any]]) -> Table:
+    table = Table()
+    for column, justify in (("#", "right"), ("text", "left"), ("confidence", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("box (x, y corners)")
+    for number, line in enumerate(lines, 1):
+        score = "" if line["score"] is None else f"{line['score']:.3f}"
+        corners = " ".join(f"{x:.0f},{y:.0f}" for x, y in line["box"])
+        table.add_row(str(number), Text(line["text"]), score, corners)
+    if not lines:
+        table.add_row("", Text("no text found", style="dim"), "", "")
+    return table
+
+
 def _preview(array: np.ndarray) -> str:
     flat = array.reshape(-1)
     shown = ", ".join(str(v) for v in flat[:PREVIEW_VALUES].tolist())
@@ -95,7 +143,9 @@ def render_models(models: list[dict[str, Any]]) -> Table:
             state = v["state"] if v["state"] == "READY" else f"[red]{v['state']}[/]: {v['error']}"
             inputs = "\n".join(_spec(s) for s in v["inputs"])
             if "image" in v:
-                inputs += f"\n(image {v['image']['height']}x{v['image']['width']})"
+                image = v["image"]
+                size = f" {image['height']}x{image['width']}" if image["height"] else ""
+                inputs += f"\n(image{size})"
             table.add_row(
                 model["name"],
                 v["version"] + (" *" if default else ""),

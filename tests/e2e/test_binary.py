@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "dist" / "inferencehub"
 CAT = ROOT / "examples" / "cat.jpg"
+JET = ROOT / "examples" / "jet.jpg"
 START_TIMEOUT_S = 90.0
 
 
@@ -222,9 +223,13 @@ def test_serves_predicts_reports_and_stops_on_sigterm(binary: Path, private_tmp:
 
         listed = run(binary, private_tmp, "models", "--json", "--url", hub.http_url)
         assert listed.returncode == 0, listed.stderr
-        (model,) = json.loads(listed.stdout)["models"]
-        assert model["name"] == "efficientnet"
-        assert {v["state"] for v in model["versions"]} == {"READY"}
+        models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
+        assert sorted(models) == ["efficientnet", "ocr", "ocr-det", "ocr-rec"]
+        assert {v["state"] for m in models.values() for v in m["versions"]} == {"READY"}
+        read = run(binary, private_tmp, "predict", str(JET), "--model", "ocr", "--json",
+                   "--url", hub.http_url)  # fmt: skip
+        assert read.returncode == 0, read.stderr
+        assert "DANGER" in [line["text"] for line in json.loads(read.stdout)["lines"]]
 
         shown = run(binary, private_tmp, "status", "--json", "--url", hub.http_url)
         assert shown.returncode == 0, shown.stderr
