@@ -35,7 +35,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.ocr_data import Sample, cer, char_errors, make_set, normalise  # noqa: E402
+from bench.provenance import commit, uncommitted  # noqa: E402
 from bench.report import Target, num  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -349,11 +349,6 @@ def worst(rows: list[dict[str, Any]], paths: list[str], count: int = 5) -> list[
 # --- the report --------------------------------------------------------------------------
 
 
-def git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
 def version_of(package: str) -> str:
     try:
         return metadata.version(package)
@@ -370,14 +365,10 @@ def machine_info() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    changed = [ln[3:] for ln in git("status", "--porcelain").splitlines()]
-    served = [c for c in changed if c.startswith(("inferencehub/", "models/", "pyproject"))]
-    dirty = ""
-    if served:
-        dirty = f" + uncommitted changes to {len(served)} served file(s) ({', '.join(served[:4])})"
+    dirty = uncommitted(("inferencehub/", "models/", "pyproject"))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "commit": commit(),
         "dirty": dirty,
         "cores": len(os.sched_getaffinity(0)),
         "cpu": cpu,

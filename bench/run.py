@@ -46,6 +46,7 @@ from bench import kserve_stubs, measure, rawort, report  # noqa: E402
 from bench.burst import burst  # noqa: E402
 from bench.floor_server import MODEL as FLOOR_MODEL  # noqa: E402
 from bench.models import MODELS, build_repository, write_perf_analyzer_input  # noqa: E402
+from bench.provenance import commit, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ORDER = [
@@ -71,11 +72,6 @@ SHM_PATHS = ("grpc", "grpc-shm", "http", "http-shm")
 SHM_CONCURRENCY = (1, 4)
 
 
-def git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
 def machine_info() -> dict[str, Any]:
     cpu = next(
         (
@@ -92,14 +88,10 @@ def machine_info() -> dict[str, Any]:
             ln.split("=", 1) for ln in Path("/etc/os-release").read_text().splitlines() if "=" in ln
         )
         os_name = fields.get("PRETTY_NAME", os_name).strip('"')
-    changed = [ln[3:] for ln in git("status", "--porcelain").splitlines()]
-    served = [c for c in changed if c.startswith(("inferencehub/", "proto/", "pyproject"))]
-    dirty = ""
-    if served:
-        dirty = f" + uncommitted changes to {len(served)} served file(s) ({', '.join(served[:4])})"
+    dirty = uncommitted(("inferencehub/", "proto/", "pyproject"))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "commit": commit(),
         "dirty": dirty,
         "cores": os.cpu_count(),
         "cpu": cpu,
