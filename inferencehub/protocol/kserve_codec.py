@@ -34,6 +34,8 @@ PIPELINE_PROVIDER: Final = "pipeline"  # worker/pipeline.py's provider name
 
 def platform_of(version: pb.ModelVersion) -> str:
     return PIPELINE_PLATFORM if version.provider == PIPELINE_PROVIDER else PLATFORM
+
+
 # What GET /v2 and ServerMetadata advertise; perf_analyzer reads statistics only when listed.
 EXTENSIONS: Final = (
     "binary_tensor_data",
