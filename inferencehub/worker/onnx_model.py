@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from inferencehub.errors import ConfigError, InternalError, InvalidRequestError
+from inferencehub.errors import ConfigError, InternalError, InvalidRequestError, first_line
 from inferencehub.protocol.datatypes import BYTES
 from inferencehub.protocol.tensors import array_from_buffer
 from inferencehub.protocol.validation import SignatureCheck
@@ -239,6 +239,14 @@ class OnnxModel:
             ort.capi.onnxruntime_pybind11_state.InvalidGraph,
         ) as exc:
             raise InvalidRequestError(f"the model rejected the inputs: {exc}") from None
+        except ort.capi.onnxruntime_pybind11_state.Fail as exc:
+            # NOTE: a kernel that cannot run on these inputs (a shape the graph cannot take, e.g.
+            # an image too small for a detector's downsampling) fails this way: the caller's
+            # input, so a 400 with ORT's reason rather than a 500.
+            logger.warning("%s version %s: %s", self.name, self.info.version, first_line(exc))
+            raise InvalidRequestError(
+                f"the model could not run on these inputs: {first_line(exc)}"
+            ) from None
         except Exception:
             logger.exception("inference failed (%s version %s)", self.name, self.info.version)
             raise InternalError("inference failed; see the worker log") from None

@@ -120,6 +120,11 @@ def test_bad_images_get_a_clean_400_and_the_worker_stays(hub: Hub, tmp_path: Pat
     with connect(hub.grpc_url) as client, pytest.raises(ClientError) as error:
         client.predict_image("ocr", bad)
     assert error.value.status == "INVALID_ARGUMENT"
+    # A tensor too small for the detector's downsampling: the caller's input, a 400 not a 500.
+    tiny = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 8, 8], "data": [0] * 192}]}
+    too_small = httpx.post(f"{hub.http_url}/v1/models/ocr-det/predict", json=tiny, timeout=30)
+    assert too_small.status_code == 400, too_small.text
+    assert "could not run on these inputs" in too_small.json()["error"]
     assert hub.children()["worker"] == worker
     assert read(hub, rendered(["STILL HERE"])).status_code == 200
 
