@@ -174,7 +174,20 @@ OPENAPI: Final[dict[str, Any]] = {
         "description": "KServe v2 / Open Inference Protocol plus the /v1 convenience API.",
     },
     "paths": {
-        "/": _get("Server name and version", {"type": "object"}, named=False),
+        "/": _get(
+            "Server name and version; a browser (Accept: text/html) gets the web console",
+            {"type": "object"},
+            named=False,
+        ),
+        "/ui/{name}": {
+            "get": {
+                "summary": "The web console's static files (HTML, CSS, JavaScript; no data)",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "the file"}, "404": {"description": "none"}},
+            }
+        },
         "/openapi.json": _get("This document", {"type": "object"}, named=False),
         "/v2": _get("Server metadata and protocol extensions", {"type": "object"}, named=False),
         "/v2/health/live": _get("Liveness", {"type": "object"}, named=False),

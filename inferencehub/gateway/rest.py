@@ -16,6 +16,7 @@ from starlette.routing import Route
 from inferencehub import __version__
 from inferencehub.errors import HubError, InvalidRequestError
 from inferencehub.gateway.auth import Authenticator, AuthMiddleware
+from inferencehub.gateway.console import console_routes, load_assets, page, wants_page
 from inferencehub.gateway.dataplane import ROUTING_KEY, DataPlane
 from inferencehub.gateway.http_common import (
     JSONResponse,
@@ -53,6 +54,7 @@ def create_app(
     max_bundle_bytes: int = 4 << 30,
 ) -> Starlette:
     """The HTTP application; `dataplane` does the work, this only converts at the edge."""
+    assets = load_assets()
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -78,6 +80,8 @@ def create_app(
         return JSONResponse(OPENAPI)
 
     async def server_info(request: Request) -> Response:
+        if wants_page(request):  # a browser: the console (its data calls are guarded)
+            return page(assets, request)
         return JSONResponse({"name": "inferencehub", "version": __version__})
 
     async def list_models(request: Request) -> Response:
@@ -134,6 +138,7 @@ def create_app(
         *kserve_routes(dataplane, max_request_bytes),
         *shared_memory_routes(dataplane),
         *import_routes(dataplane, max_bundle_bytes),
+        *console_routes(assets),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(

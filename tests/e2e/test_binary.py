@@ -226,6 +226,10 @@ def test_serves_predicts_reports_and_stops_on_sigterm(binary: Path, private_tmp:
         models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
         assert sorted(models) == ["efficientnet", "ocr", "ocr-det", "ocr-rec"]
         assert {v["state"] for m in models.values() for v in m["versions"]} == {"READY"}
+        # The web console's files travel inside the binary (PyInstaller datas).
+        page = httpx.get(hub.http_url, headers={"accept": "text/html"}, timeout=10)
+        assert page.status_code == 200 and b"<title>InferenceHub</title>" in page.content
+        assert httpx.get(f"{hub.http_url}/ui/console.js", timeout=10).status_code == 200
         read = run(binary, private_tmp, "predict", str(JET), "--model", "ocr", "--json",
                    "--url", hub.http_url)  # fmt: skip
         assert read.returncode == 0, read.stderr
