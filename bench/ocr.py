@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.ocr_data import Sample, cer, char_errors, make_set, normalise  # noqa: E402
-from bench.provenance import commit, uncommitted  # noqa: E402
+from bench.provenance import commit, cpu_name, uncommitted  # noqa: E402
 from bench.report import Target, num  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -357,14 +357,7 @@ def version_of(package: str) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_name()
     dirty = uncommitted(("inferencehub/", "models/", "pyproject"))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

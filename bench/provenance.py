@@ -3,6 +3,7 @@ uncommitted tree says so in its report's title)."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -25,3 +26,13 @@ def uncommitted(prefixes: tuple[str, ...]) -> str:
     if not served:
         return ""
     return f" + uncommitted changes to {len(served)} served file(s) ({', '.join(served[:4])})"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next(
+        (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+        platform.processor(),
+    )

@@ -46,7 +46,7 @@ from bench import kserve_stubs, measure, rawort, report  # noqa: E402
 from bench.burst import burst  # noqa: E402
 from bench.floor_server import MODEL as FLOOR_MODEL  # noqa: E402
 from bench.models import MODELS, build_repository, write_perf_analyzer_input  # noqa: E402
-from bench.provenance import commit, uncommitted  # noqa: E402
+from bench.provenance import commit, cpu_name, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ORDER = [
@@ -73,14 +73,7 @@ SHM_CONCURRENCY = (1, 4)
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_name()
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     os_name = platform.platform()
     if Path("/etc/os-release").exists():
