@@ -4,18 +4,17 @@ swapped after the import is caught before it is served."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
 
 from inferencehub.bundles.manifest import (
-    CHUNK,
     MANIFEST_NAME,
     SIGNATURE_NAME,
     BundleError,
     FileEntry,
     Manifest,
+    hash_file,
 )
 from inferencehub.bundles.signing import TrustedKeys
 
@@ -138,15 +137,13 @@ def _on_disk(model_dir: Path, version: str) -> tuple[dict[str, Path], str | None
 def _compare(path: Path, entry: FileEntry) -> str | None:
     """Why the file at `path` is not `entry`, or None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if os.stat(path, follow_symlinks=False).st_size != entry.size:  # cheap, before hashing
+            return f"{entry.path} changed since it was imported (size mismatch)"
+        found = hash_file(path, entry.path)
     except OSError as exc:
         return f"cannot read {entry.path}: {exc.strerror}"
-    with os.fdopen(fd, "rb") as source:
-        if os.fstat(fd).st_size != entry.size:
-            return f"{entry.path} changed since it was imported (size mismatch)"
-        digest = hashlib.sha256()
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != entry.sha256:
+    except BundleError as exc:
+        return exc.message
+    if found != entry:
         return f"{entry.path} changed since it was imported (sha256 mismatch)"
     return None

@@ -22,7 +22,7 @@ from inferencehub.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from inferencehub.gateway.console import UI_PREFIX
+from inferencehub.gateway.console import is_console
 from inferencehub.gateway.http_common import error_response
 from inferencehub.keys import ApiKey, KeyStore, match_key
 from inferencehub.protocol.status import (
@@ -182,19 +182,6 @@ def authorize_every_model() -> None:
         )
 
 
-def _open(scope: dict[str, Any]) -> bool:
-    """Health, and the console's static files (they carry no data: a browser must load the
-    page to be asked for a key). `/` is open to browsers only; API clients get the guarded
-    JSON index."""
-    path = scope["path"]
-    if path in OPEN_HTTP_PATHS or path.startswith(UI_PREFIX):
-        return True
-    if path == "/" and scope.get("method") == "GET":
-        accept = dict(scope["headers"]).get(b"accept", b"")
-        return b"text/html" in accept
-    return False
-
-
 class AuthMiddleware:
     """HTTP adapter: answers 401/403/429 itself; otherwise runs the app with the key set."""
 
@@ -203,7 +190,7 @@ class AuthMiddleware:
         self._auth = authenticator
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or _open(scope):
+        if scope["type"] != "http" or scope["path"] in OPEN_HTTP_PATHS or is_console(scope):
             await self._app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization")

@@ -10,9 +10,10 @@ script or style, nothing from elsewhere) and nosniff; everything else keeps its 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,9 +66,17 @@ def load_assets() -> dict[str, Asset]:
     return assets
 
 
-def wants_page(request: Request) -> bool:
-    """A browser navigating to `/` (it asks for HTML); API clients keep the JSON index."""
-    return "text/html" in request.headers.get("accept", "")
+def wants_page(scope: Mapping[str, Any]) -> bool:
+    """A browser navigating to `/` (a GET asking for HTML); API clients keep the JSON index."""
+    if scope["path"] != "/" or scope.get("method") != "GET":
+        return False
+    accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+    return b"text/html" in accept
+
+
+def is_console(scope: Mapping[str, Any]) -> bool:
+    """The console's files: open to anyone, since they carry no data (auth.py)."""
+    return scope["path"].startswith(UI_PREFIX) or wants_page(scope)
 
 
 def serve(asset: Asset, request: Request, cache: str) -> Response:

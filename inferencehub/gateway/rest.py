@@ -80,7 +80,7 @@ def create_app(
         return JSONResponse(OPENAPI)
 
     async def server_info(request: Request) -> Response:
-        if wants_page(request):  # a browser: the console (its data calls are guarded)
+        if wants_page(request.scope):  # a browser: the console (its data calls are guarded)
             return page(assets, request)
         return JSONResponse({"name": "inferencehub", "version": __version__})
 

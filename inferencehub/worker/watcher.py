@@ -45,19 +45,26 @@ def snapshot(root: Path) -> dict[str, ModelStamp]:
     except OSError:
         return models
     for directory in directories:
-        try:
-            children = list(directory.iterdir())
-        except OSError:
-            continue
-        versions = {
-            child.name: (_stamp(child / MODEL_FILE), _version_files(child))
-            for child in children
-            if child.is_dir() and child.name.isascii() and child.name.isdigit()
-        }
-        if not versions:
-            continue
-        models[directory.name] = (_files(directory, children), versions)
+        stamp = model_stamp(directory)
+        if stamp is not None:
+            models[directory.name] = stamp
     return models
+
+
+def model_stamp(directory: Path) -> ModelStamp | None:
+    """One model folder's config files and version files (None: not a model, or unreadable)."""
+    try:
+        children = list(directory.iterdir())
+    except OSError:
+        return None
+    versions = {
+        child.name: (_stamp(child / MODEL_FILE), _version_files(child))
+        for child in children
+        if child.is_dir() and child.name.isascii() and child.name.isdigit()
+    }
+    if not versions:
+        return None
+    return _files(directory, children), versions
 
 
 def _version_files(version_dir: Path) -> tuple[tuple[str, FileStamp], ...]:
@@ -116,7 +123,7 @@ class RepositoryWatcher:
     def acknowledge(self, name: str) -> None:
         """The registry has just loaded `name` as it is on disk now (an import): not a change
         to load again at the next poll."""
-        seen = snapshot(self._root).get(name)
+        seen = model_stamp(self._root / name)
         if seen is not None:
             self._applied[name] = self._previous[name] = seen
 
